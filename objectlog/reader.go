@@ -1,0 +1,324 @@
+package objectlog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Reader reads one partition in offset order, each committed event once.
+// Position it with one of the Seek methods, then call Next. A Reader is not
+// safe for concurrent use.
+type Reader struct {
+	l  *Log
+	id partID
+	k  partKeys
+
+	follow bool
+
+	next     int64   // the manifest entry to read when pending runs out
+	pending  []Event // events of the current segment not yet returned
+	offset   int64   // offset of the next event Next returns
+	seeked   bool
+	poll     time.Duration
+	lastRead time.Time // when an entry was last found (monotonic)
+	lowAt    time.Time // when low.json was last consulted
+	skipped  int64
+}
+
+// NewReader returns a reader of a partition positioned at its earliest
+// retained event. Call Follow(true) to wait for new events at the tail.
+func (l *Log) NewReader(topic string, partition int) (*Reader, error) {
+	if err := validatePart(topic, partition); err != nil {
+		return nil, err
+	}
+	id := partID{topic, partition}
+	return &Reader{l: l, id: id, k: l.keys(topic, partition), poll: l.cfg.PollMin}, nil
+}
+
+// Follow makes Next wait for new events at the tail instead of returning io.EOF.
+func (r *Reader) Follow(on bool) { r.follow = on }
+
+// Offset is the offset of the event Next returns next.
+func (r *Reader) Offset() int64 { return r.offset }
+
+// Skipped counts events retention deleted before this reader got to them.
+func (r *Reader) Skipped() int64 { return r.skipped }
+
+func (r *Reader) position(seq int64, events []Event, offset int64) {
+	r.next, r.pending, r.offset, r.seeked = seq, events, offset, true
+	r.lastRead = time.Now()
+}
+
+// SeekEarliest positions at the first event retention kept.
+func (r *Reader) SeekEarliest(ctx context.Context) error {
+	low, err := r.l.low(ctx, r.k)
+	if err != nil {
+		return err
+	}
+	r.position(low.Seq, nil, low.Offset)
+	return nil
+}
+
+// SeekLatest positions after the last committed event: Next returns only
+// events committed from now on.
+func (r *Reader) SeekLatest(ctx context.Context) error {
+	t, err := r.l.tail(ctx, r.k, -1)
+	if err != nil {
+		return err
+	}
+	r.position(t.next, nil, t.nextOffset)
+	return nil
+}
+
+// SeekOffset positions at the event with the given offset (or the first one
+// retained, if retention deleted it; or the tail, if it is not written yet).
+func (r *Reader) SeekOffset(ctx context.Context, off int64) error {
+	low, err := r.l.low(ctx, r.k)
+	if err != nil {
+		return err
+	}
+	if off <= low.Offset {
+		r.position(low.Seq, nil, low.Offset)
+		return nil
+	}
+	refs, err := r.l.checkpoints(ctx, r.k)
+	if err != nil {
+		return err
+	}
+	from := low.Seq // entries from here on are searched one by one
+	for _, ref := range refs {
+		if ref.FirstSeq < low.Seq {
+			continue
+		}
+		if off >= ref.FirstOffset && off < ref.EndOffset {
+			c, err := r.l.readCheckpoint(ctx, ref)
+			if err != nil {
+				return err
+			}
+			for _, e := range c.Entries {
+				if off < e.EndOffset() {
+					return r.positionIn(ctx, e, func(ev Event) bool { return ev.Offset >= off })
+				}
+			}
+		}
+		if ref.EndOffset <= off {
+			from = ref.FirstSeq + CheckpointSpan
+		}
+	}
+	t, err := r.l.tail(ctx, r.k, -1)
+	if err != nil {
+		return err
+	}
+	if !t.ok || off >= t.nextOffset {
+		r.position(t.next, nil, t.nextOffset)
+		return nil
+	}
+	// Binary search entries [from, t.last.Seq] for the one holding off.
+	lo, hi := from, t.last.Seq
+	e := t.last
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		m, err := r.l.readEntry(ctx, r.k, mid)
+		if err != nil {
+			return fmt.Errorf("seek offset %d: %w", off, err)
+		}
+		switch {
+		case off < m.FirstOffset:
+			hi = mid - 1
+		case off >= m.EndOffset():
+			lo = mid + 1
+		default:
+			lo, hi = mid, mid
+		}
+		e = m
+	}
+	if e.Seq != lo {
+		if e, err = r.l.readEntry(ctx, r.k, lo); err != nil {
+			return fmt.Errorf("seek offset %d: %w", off, err)
+		}
+	}
+	return r.positionIn(ctx, e, func(ev Event) bool { return ev.Offset >= off })
+}
+
+// SeekTime positions at the first entry whose newest event is at or after t,
+// and within it at the first event from t on. Every event with a time at or
+// after t is at or after this position; because producers' clocks disagree,
+// a few older events may follow it too.
+func (r *Reader) SeekTime(ctx context.Context, t time.Time) error {
+	low, err := r.l.low(ctx, r.k)
+	if err != nil {
+		return err
+	}
+	refs, err := r.l.checkpoints(ctx, r.k)
+	if err != nil {
+		return err
+	}
+	scan := func(from, to int64) (Entry, bool, error) { // entries [from, to), to<0: up to the tail
+		for s := from; to < 0 || s < to; s++ {
+			e, err := r.l.readEntry(ctx, r.k, s)
+			if errors.Is(err, ErrNotFound) && to < 0 {
+				return Entry{}, false, nil
+			}
+			if err != nil {
+				return Entry{}, false, fmt.Errorf("seek time: %w", err)
+			}
+			if !e.MaxTime.Before(t) {
+				return e, true, nil
+			}
+		}
+		return Entry{}, false, nil
+	}
+	expect := low.Seq
+	for _, ref := range refs {
+		if ref.FirstSeq < low.Seq {
+			continue
+		}
+		if ref.FirstSeq > expect { // a range whose checkpoint is missing
+			if e, ok, err := scan(expect, ref.FirstSeq); err != nil || ok {
+				if err != nil {
+					return err
+				}
+				return r.positionIn(ctx, e, func(ev Event) bool { return true })
+			}
+		}
+		expect = ref.FirstSeq + CheckpointSpan
+		if ref.MaxTime.Before(t.Truncate(time.Millisecond)) {
+			continue
+		}
+		c, err := r.l.readCheckpoint(ctx, ref)
+		if err != nil {
+			return err
+		}
+		for _, e := range c.Entries {
+			if !e.MaxTime.Before(t) {
+				return r.positionIn(ctx, e, func(ev Event) bool { return true })
+			}
+		}
+	}
+	e, ok, err := scan(expect, -1)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return r.SeekLatest(ctx)
+	}
+	return r.positionIn(ctx, e, func(ev Event) bool { return true })
+}
+
+// positionIn positions at the first event of entry e for which keep is true.
+func (r *Reader) positionIn(ctx context.Context, e Entry, keep func(Event) bool) error {
+	events, err := r.l.readSegment(ctx, e)
+	if err != nil {
+		return err
+	}
+	for i, ev := range events {
+		if keep(ev) {
+			r.position(e.Seq+1, events[i:], ev.Offset)
+			return nil
+		}
+	}
+	r.position(e.Seq+1, nil, e.EndOffset())
+	return nil
+}
+
+// Next returns the next event. At the tail it returns io.EOF, or, when
+// following, waits (polling with backoff, waking at once on a commit by this
+// process) until an event is committed or ctx ends.
+func (r *Reader) Next(ctx context.Context) (Event, error) {
+	if !r.seeked {
+		if err := r.SeekEarliest(ctx); err != nil {
+			return Event{}, err
+		}
+	}
+	for len(r.pending) == 0 {
+		signal := r.l.commitSignal(r.id)
+		e, err := r.l.readEntry(ctx, r.k, r.next)
+		if err == nil {
+			events, err := r.l.readSegment(ctx, e)
+			if err != nil {
+				return Event{}, err
+			}
+			if e.FirstOffset > r.offset {
+				r.skipped += e.FirstOffset - r.offset
+			}
+			r.position(e.Seq+1, events, e.FirstOffset)
+			r.poll = r.l.cfg.PollMin
+			break
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return Event{}, err
+		}
+		// Either the tail, or retention deleted this entry while we were
+		// away. Look at the low-water mark now and then to tell.
+		if time.Since(r.lastRead) > time.Minute && time.Since(r.lowAt) > time.Minute {
+			r.lowAt = time.Now()
+			low, err := r.l.low(ctx, r.k)
+			if err != nil {
+				return Event{}, err
+			}
+			if r.next < low.Seq {
+				r.skipped += low.Offset - r.offset
+				r.next, r.offset = low.Seq, low.Offset
+				continue
+			}
+		}
+		if !r.follow {
+			return Event{}, io.EOF
+		}
+		t := time.NewTimer(r.poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Event{}, ctx.Err()
+		case <-signal:
+		case <-t.C:
+			r.poll = min(2*r.poll, r.l.cfg.PollMax)
+		}
+		t.Stop()
+	}
+	ev := r.pending[0]
+	r.pending = r.pending[1:]
+	r.offset = ev.Offset + 1
+	return ev, nil
+}
+
+// readSegment fetches a committed segment and verifies its checksum.
+func (l *Log) readSegment(ctx context.Context, e Entry) ([]Event, error) {
+	data, _, err := l.store.Get(ctx, l.cfg.Prefix+e.Segment)
+	if err != nil {
+		return nil, fmt.Errorf("read segment of entry %d: %w", e.Seq, err)
+	}
+	return decodeSegment(data, e)
+}
+
+// checkpoints lists a partition's checkpoints in sequence order; their keys
+// carry offsets and times, so no checkpoint is read to list them.
+func (l *Log) checkpoints(ctx context.Context, k partKeys) ([]checkpointRef, error) {
+	var refs []checkpointRef
+	err := l.store.ListAll(ctx, k.ckptPrefix(), func(o ObjectInfo) error {
+		if ref, ok := k.parseCheckpointKey(o.Key); ok {
+			refs = append(refs, ref)
+		}
+		return nil
+	})
+	return refs, err
+}
+
+func (l *Log) readCheckpoint(ctx context.Context, ref checkpointRef) (Checkpoint, error) {
+	data, _, err := l.store.Get(ctx, ref.Key)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("read checkpoint %d: %w", ref.FirstSeq, err)
+	}
+	var c Checkpoint
+	if err := json.Unmarshal(data, &c); err != nil {
+		return Checkpoint{}, fmt.Errorf("decode checkpoint %d: %w", ref.FirstSeq, err)
+	}
+	if len(c.Entries) != CheckpointSpan || c.FirstSeq != ref.FirstSeq {
+		return Checkpoint{}, fmt.Errorf("checkpoint %s is malformed: %d entries from %d", ref.Key, len(c.Entries), c.FirstSeq)
+	}
+	return c, nil
+}

@@ -1,0 +1,323 @@
+package objectlog
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// A partition's writer is one goroutine that owns the partition's tail as
+// this process knows it. Appends queue on `in`; the goroutine gathers what
+// is queued into one batch (group commit) and runs the commit protocol:
+//
+//	open → flushed  PUT seg/<ulid>.jsonl.zst         (create-if-absent, unique name)
+//	flushed → committed  PUT manifest/<next>.json    (create-if-absent)
+//	   lost the race (412): GET manifest/<next>; ours (an ambiguous retry)?
+//	   done : move past the winner and try the next number, same segment
+//
+// Only after the manifest entry exists are the batch's appends answered.
+// A segment whose commit failed is never deleted here: the commit may have
+// landed after all; the janitor removes true orphans after a grace period.
+type partWriter struct {
+	l  *Log
+	id partID
+	k  partKeys
+
+	in      chan *appendReq // unbuffered: a request is either taken or refused
+	quit    chan struct{}   // closed by Log.Close: flush what is queued, then stop
+	stopped chan struct{}   // closed when run returns
+
+	// Owned by the run goroutine.
+	pos       tailPos
+	known     bool      // pos is believed current
+	knownAt   time.Time // when pos was last confirmed (monotonic)
+	cold      bool      // pos came from resolving the tail, not from our own commit
+	commits   int
+	rangeSeen map[int64]Entry // entries of recent checkpoint ranges this writer has seen
+
+	bg sync.WaitGroup // hint and checkpoint writes
+}
+
+type appendReq struct {
+	recs []Record
+	done chan appendResult // buffered(1)
+}
+
+type appendResult struct {
+	AppendResult
+	err error
+}
+
+func newPartWriter(l *Log, id partID) *partWriter {
+	return &partWriter{
+		l: l, id: id, k: l.keys(id.topic, id.partition),
+		in: make(chan *appendReq), quit: make(chan struct{}), stopped: make(chan struct{}),
+		rangeSeen: map[int64]Entry{},
+	}
+}
+
+func (w *partWriter) run() {
+	defer close(w.stopped)
+	defer w.bg.Wait()
+	cfg := w.l.cfg
+	for {
+		var batch []*appendReq
+		var size int
+		add := func(r *appendReq) {
+			batch = append(batch, r)
+			for _, rec := range r.recs {
+				size += len(rec.Data) + 1
+			}
+		}
+		select {
+		case r := <-w.in:
+			add(r)
+		case <-w.quit:
+			return
+		}
+		quitting := false
+		if cfg.FlushInterval > 0 {
+			t := time.NewTimer(cfg.FlushInterval)
+		gather:
+			for size < cfg.FlushBytes {
+				select {
+				case r := <-w.in:
+					add(r)
+				case <-t.C:
+					break gather
+				case <-w.quit:
+					quitting = true
+					break gather
+				}
+			}
+			t.Stop()
+		}
+		// Take everything already waiting: it costs nothing to include.
+	drain:
+		for size < cfg.FlushBytes {
+			select {
+			case r := <-w.in:
+				add(r)
+			default:
+				break drain
+			}
+		}
+		w.flush(batch)
+		if quitting {
+			return
+		}
+	}
+}
+
+// flush commits one batch and answers its appends.
+func (w *partWriter) flush(batch []*appendReq) {
+	var recs []Record
+	for _, r := range batch {
+		recs = append(recs, r.recs...)
+	}
+	// The commit outlives any one caller's context: callers may give up
+	// waiting, but a half-done commit is finished (or fails) on its own.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e, err := w.commit(ctx, recs)
+	off := e.FirstOffset
+	for _, r := range batch {
+		res := appendResult{err: err}
+		if err == nil {
+			res.AppendResult = AppendResult{FirstOffset: off, Seq: e.Seq}
+			off += int64(len(r.recs))
+		}
+		r.done <- res
+	}
+	if err == nil {
+		w.l.committed(w.id)
+	}
+}
+
+func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
+	store := w.l.store
+	data, sum, err := encodeSegment(recs)
+	if err != nil {
+		return Entry{}, err
+	}
+	segKey := w.k.segment(ulid.MustNew(ulid.Now(), rand.Reader).String())
+	if _, err := store.PutIfAbsent(ctx, segKey, data); err != nil && !errors.Is(err, ErrPreconditionFailed) {
+		// ErrPreconditionFailed can only mean an earlier attempt of this very
+		// PUT landed: the name is a fresh ULID.
+		return Entry{}, fmt.Errorf("write segment: %w", err)
+	}
+	if !w.known || time.Since(w.knownAt) > w.l.cfg.TailRefresh {
+		if err := w.resolveTail(ctx); err != nil {
+			return Entry{}, err
+		}
+	}
+	e := Entry{
+		Segment: segKey[len(w.l.cfg.Prefix):], Events: sum.Events, Bytes: int64(len(data)), RawBytes: sum.RawBytes,
+		MinTime: sum.MinTime, MaxTime: sum.MaxTime, Checksum: checksum(data), Writer: w.l.cfg.WriterID,
+	}
+	losses := 0
+	for {
+		e.Seq, e.FirstOffset, e.CommittedAt = w.pos.next, w.pos.nextOffset, time.Now().UTC()
+		_, err := store.PutIfAbsent(ctx, w.k.entry(e.Seq), mustJSON(e))
+		if err == nil || errors.Is(err, ErrPreconditionFailed) {
+			won := err == nil
+			if !won {
+				// Lost the race, or our own earlier attempt landed (ambiguous retry).
+				other, rerr := w.l.readEntry(ctx, w.k, e.Seq)
+				if rerr != nil {
+					w.known = false
+					return Entry{}, fmt.Errorf("read manifest entry %d after losing it: %w", e.Seq, rerr)
+				}
+				if other.Segment == e.Segment {
+					e, won = other, true
+				} else {
+					w.observed(other)
+					losses++
+					if losses%4 == 0 {
+						// Far behind (an idle writer among busy ones): jump, don't walk.
+						if err := w.resolveTail(ctx); err != nil {
+							return Entry{}, err
+						}
+					}
+					continue
+				}
+			}
+			if won && w.cold {
+				stale, err := w.coveredByCheckpoint(ctx, e.Seq)
+				if err != nil {
+					w.known = false
+					return Entry{}, err
+				}
+				if stale {
+					// Our tail was so stale that retention had already deleted
+					// this number: our entry resurrected an expired key that
+					// no reader will look at. Remove it and commit at the tail.
+					if err := store.Delete(ctx, w.k.entry(e.Seq)); err != nil {
+						w.known = false
+						return Entry{}, fmt.Errorf("remove stale manifest entry %d: %w", e.Seq, err)
+					}
+					if err := w.resolveTail(ctx); err != nil {
+						return Entry{}, err
+					}
+					continue
+				}
+			}
+			w.observed(e)
+			w.cold = false
+			w.afterCommit(e)
+			return e, nil
+		}
+		w.known = false
+		return Entry{}, fmt.Errorf("commit manifest entry %d: %w", e.Seq, err)
+	}
+}
+
+// resolveTail re-reads where the partition ends.
+func (w *partWriter) resolveTail(ctx context.Context) error {
+	known := int64(-1)
+	if w.known {
+		known = w.pos.next - 1
+	}
+	t, err := w.l.tail(ctx, w.k, known)
+	if err != nil {
+		w.known = false
+		return fmt.Errorf("find tail of %s/%d: %w", w.id.topic, w.id.partition, err)
+	}
+	w.pos, w.known, w.knownAt, w.cold = t, true, time.Now(), true
+	if t.ok {
+		w.rangeSeen[t.last.Seq] = t.last
+	}
+	return nil
+}
+
+// observed records that entry e exists: the tail is past it.
+func (w *partWriter) observed(e Entry) {
+	w.rangeSeen[e.Seq] = e
+	if len(w.rangeSeen) > 2*CheckpointSpan {
+		// Another writer closes our ranges; forget what no checkpoint of ours needs.
+		for s := range w.rangeSeen {
+			if s < e.Seq-e.Seq%CheckpointSpan {
+				delete(w.rangeSeen, s)
+			}
+		}
+	}
+	if e.Seq >= w.pos.next {
+		w.pos = tailPos{last: e, ok: true, next: e.Seq + 1, nextOffset: e.EndOffset()}
+	}
+	w.knownAt = time.Now()
+}
+
+// coveredByCheckpoint reports whether a checkpoint covers seq, which means
+// its range was complete before we wrote seq.
+func (w *partWriter) coveredByCheckpoint(ctx context.Context, seq int64) (bool, error) {
+	first := seq - seq%CheckpointSpan
+	page, err := w.l.store.List(ctx, fmt.Sprintf("%s%020d-", w.k.ckptPrefix(), first), "", 1)
+	if err != nil {
+		return false, fmt.Errorf("check checkpoint over entry %d: %w", seq, err)
+	}
+	return len(page.Objects) > 0, nil
+}
+
+// afterCommit writes the hint and, at the end of a range, the checkpoint, in
+// the background: neither is needed for correctness, only for cheap reads.
+func (w *partWriter) afterCommit(e Entry) {
+	w.commits++
+	if w.commits%w.l.cfg.HintEvery == 0 {
+		w.bg.Add(1)
+		go func() {
+			defer w.bg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, _ = w.l.store.Put(ctx, w.k.hint(), mustJSON(hintDoc{Seq: e.Seq}))
+		}()
+	}
+	if e.Seq%CheckpointSpan != CheckpointSpan-1 {
+		return
+	}
+	first := e.Seq - (CheckpointSpan - 1)
+	have := make(map[int64]Entry, CheckpointSpan)
+	for s, ent := range w.rangeSeen {
+		if s >= first && s <= e.Seq {
+			have[s] = ent
+		}
+		if s <= e.Seq {
+			delete(w.rangeSeen, s)
+		}
+	}
+	w.bg.Add(1)
+	go func() {
+		defer w.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = w.l.writeCheckpoint(ctx, w.k, first, have)
+	}()
+}
+
+// writeCheckpoint compacts entries [first, first+CheckpointSpan) into a
+// checkpoint, reading those not in have. Idempotent: the content is
+// determined by the entries, and the write is create-if-absent.
+func (l *Log) writeCheckpoint(ctx context.Context, k partKeys, first int64, have map[int64]Entry) error {
+	c := Checkpoint{FirstSeq: first, Entries: make([]Entry, 0, CheckpointSpan)}
+	for s := first; s < first+CheckpointSpan; s++ {
+		e, ok := have[s]
+		if !ok {
+			var err error
+			if e, err = l.readEntry(ctx, k, s); err != nil {
+				return fmt.Errorf("checkpoint %d: %w", first, err)
+			}
+		}
+		c.Entries = append(c.Entries, e)
+	}
+	sort.Slice(c.Entries, func(i, j int) bool { return c.Entries[i].Seq < c.Entries[j].Seq })
+	ref := c.ref(k)
+	if _, err := l.store.PutIfAbsent(ctx, ref.Key, mustJSON(c)); err != nil && !errors.Is(err, ErrPreconditionFailed) {
+		return fmt.Errorf("write checkpoint %d: %w", first, err)
+	}
+	return nil
+}
