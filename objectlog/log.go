@@ -31,14 +31,17 @@ type Config struct {
 	// PollMin and PollMax bound how often a following reader looks for a new
 	// entry while idle (it backs off from PollMin to PollMax).
 	PollMin, PollMax time.Duration
+	// OrphanGrace: the janitor deletes unreferenced segments older than
+	// this; writers never commit a segment older than half of it.
+	OrphanGrace time.Duration
 	// WriterID names this process's writer in manifest entries (default: random).
 	WriterID string
 }
 
 // LowLatency and LowCost are the two documented ends of the flush trade-off.
 var (
-	LowLatency = Config{FlushInterval: 0, FlushBytes: 4 << 20, HintEvery: 16, TailRefresh: 30 * time.Second, PollMin: 5 * time.Millisecond, PollMax: time.Second}
-	LowCost    = Config{FlushInterval: time.Second, FlushBytes: 16 << 20, HintEvery: 64, TailRefresh: 30 * time.Second, PollMin: 50 * time.Millisecond, PollMax: 5 * time.Second}
+	LowLatency = Config{FlushInterval: 0, FlushBytes: 4 << 20, HintEvery: 16, TailRefresh: 30 * time.Second, PollMin: 5 * time.Millisecond, PollMax: time.Second, OrphanGrace: time.Hour}
+	LowCost    = Config{FlushInterval: time.Second, FlushBytes: 16 << 20, HintEvery: 64, TailRefresh: 30 * time.Second, PollMin: 50 * time.Millisecond, PollMax: 5 * time.Second, OrphanGrace: time.Hour}
 )
 
 // DefaultConfig is LowLatency: right for a directory or a MinIO you run,
@@ -64,6 +67,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("log config: hint every must be at least 1, got %d", c.HintEvery)
 	case c.PollMin <= 0 || c.PollMax < c.PollMin:
 		return fmt.Errorf("log config: need 0 < poll min (%v) <= poll max (%v)", c.PollMin, c.PollMax)
+	case c.OrphanGrace < time.Minute:
+		return fmt.Errorf("log config: orphan grace %v is shorter than a minute; commits in progress would lose their segments", c.OrphanGrace)
 	case c.Prefix != "" && c.Prefix[len(c.Prefix)-1] != '/':
 		return fmt.Errorf("log config: prefix %q must end in /", c.Prefix)
 	}
@@ -290,8 +295,11 @@ type tailPos struct {
 func (l *Log) tail(ctx context.Context, k partKeys, known int64) (tailPos, error) {
 	for attempt := 0; ; attempt++ {
 		t, retry, err := l.tailOnce(ctx, k, known)
-		if !retry || err != nil || attempt == 3 {
+		if !retry || err != nil {
 			return t, err
+		}
+		if attempt == 3 {
+			return tailPos{}, fmt.Errorf("find tail of %s: retention keeps deleting under the probe", k.root)
 		}
 	}
 }

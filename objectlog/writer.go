@@ -147,6 +147,7 @@ func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
 		return Entry{}, err
 	}
 	segKey := w.k.segment(ulid.MustNew(ulid.Now(), rand.Reader).String())
+	written := time.Now()
 	if _, err := store.PutIfAbsent(ctx, segKey, data); err != nil && !errors.Is(err, ErrPreconditionFailed) {
 		// ErrPreconditionFailed can only mean an earlier attempt of this very
 		// PUT landed: the name is a fresh ULID.
@@ -163,6 +164,10 @@ func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
 	}
 	losses := 0
 	for {
+		if age := time.Since(written); age > w.l.cfg.OrphanGrace/2 {
+			// The janitor may treat a segment this old as an orphan.
+			return Entry{}, fmt.Errorf("segment %s was written %v ago, too long to commit safely", segKey, age.Round(time.Second))
+		}
 		e.Seq, e.FirstOffset, e.CommittedAt = w.pos.next, w.pos.nextOffset, time.Now().UTC()
 		_, err := store.PutIfAbsent(ctx, w.k.entry(e.Seq), mustJSON(e))
 		if err == nil || errors.Is(err, ErrPreconditionFailed) {
