@@ -18,13 +18,13 @@ import (
 // logBackend is a store the log tests run on; url is "" for mem (one process only).
 type logBackend struct {
 	name string
-	url  func(t *testing.T) string
+	url  func(t testing.TB) string
 }
 
 var logBackends = []logBackend{
-	{"mem", func(t *testing.T) string { return "mem://" }},
-	{"file", func(t *testing.T) string { return "file://" + t.TempDir() }},
-	{"minio", func(t *testing.T) string { return miniotest.Bucket(t) }},
+	{"mem", func(testing.TB) string { return "mem://" }},
+	{"file", func(t testing.TB) string { return "file://" + t.TempDir() }},
+	{"minio", func(t testing.TB) string { return miniotest.Bucket(t) }},
 }
 
 // forEachBackend runs f as a subtest per backend, named …/mem, …/file, …/minio.
