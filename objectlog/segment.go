@@ -2,10 +2,11 @@ package objectlog
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,11 +35,11 @@ var ErrChecksum = errors.New("segment checksum mismatch")
 // ErrBadRecord: a record cannot be stored as one line of the segment.
 var ErrBadRecord = errors.New("invalid record")
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // checksum names the algorithm so that the format can change it later.
+// SHA-256 rather than a CRC: anyone can check a segment with sha256sum.
 func checksum(b []byte) string {
-	return "crc32c:" + strconv.FormatUint(uint64(crc32.Checksum(b, castagnoli)), 16)
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // segmentEncoder is shared; EncodeAll and DecodeAll are safe for concurrent use.
@@ -147,7 +148,7 @@ type Entry struct {
 	RawBytes    int64     `json:"rawBytes"` // uncompressed JSON lines
 	MinTime     time.Time `json:"minTime"`
 	MaxTime     time.Time `json:"maxTime"`
-	Checksum    string    `json:"checksum"` // of the stored bytes, "crc32c:<hex>"
+	Checksum    string    `json:"checksum"` // of the stored bytes, "sha256:<hex>"
 	Writer      string    `json:"writer"`
 	CommittedAt time.Time `json:"committedAt"`
 }
