@@ -247,6 +247,11 @@ func (d *blobDriver) Put(ctx context.Context, key string, data []byte, cond Cond
 		ContentType: "application/octet-stream",
 		IfNotExist:  cond.IfAbsent,
 	}
+	if cond.IfMatch != "" && d.kind != blobGCS && strings.ContainsAny(string(cond.IfMatch), `"`) {
+		// Our ETag versions never contain quotes, so this matches nothing;
+		// sent as If-Match, S3 and MinIO would strip the quotes and match.
+		return "", fmt.Errorf("%w: version %q was not returned by this store", ErrPreconditionFailed, cond.IfMatch)
+	}
 	switch d.kind {
 	case blobS3:
 		// S3 ignores ContentMD5, and leaving it unset lets gocloud hand the

@@ -81,10 +81,21 @@ type Condition struct {
 // MaxKeyLen is the longest key every backend accepts.
 const MaxKeyLen = 1024
 
+// MaxKeySegmentLen is the longest segment between slashes every backend
+// accepts: MinIO and the directory store keep each segment as a file or
+// directory name (NAME_MAX); MinIO answers XMinioInvalidObjectName beyond it.
+const MaxKeySegmentLen = 255
+
 // ValidateKey reports whether key is portable across all backends: non-empty,
-// at most MaxKeyLen bytes of valid UTF-8, slash-separated segments that are
-// neither empty, "." nor "..", and no control characters. Keys beginning
-// with ".sluice" are reserved for the directory store's own bookkeeping.
+// at most MaxKeyLen bytes of valid UTF-8, slash-separated segments of at most
+// MaxKeySegmentLen bytes that are neither empty, "." nor "..", and no control
+// characters. Keys beginning with ".sluice" are reserved for the directory
+// store's own bookkeeping.
+//
+// One more rule cannot be checked key by key: no key may also be a
+// "directory" of another (both a/b and a/b/c). MinIO and the directory store
+// keep a/b as a file and so cannot hold a/b/c beside it (MinIO accepts the
+// second write but hides one of the two from listings).
 func ValidateKey(key string) error {
 	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidKey, key, why) }
 	switch {
@@ -105,6 +116,9 @@ func ValidateKey(key string) error {
 	for _, seg := range strings.Split(key, "/") {
 		if seg == "" || seg == "." || seg == ".." {
 			return bad("segments between slashes must not be empty, '.' or '..'")
+		}
+		if len(seg) > MaxKeySegmentLen {
+			return bad(fmt.Sprintf("a segment between slashes is longer than %d bytes", MaxKeySegmentLen))
 		}
 	}
 	return nil
