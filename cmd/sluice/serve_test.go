@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+func TestServeConfigStore(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == envStore {
+				return v
+			}
+			return ""
+		}
+	}
+	for _, tc := range []struct {
+		flag, env, want string
+	}{
+		{flag: "mem://", env: "file:///x", want: "mem://"},
+		{env: "file:///x", want: "file:///x"},
+		{want: defaultStore},
+	} {
+		cfg := serveConfig{Store: tc.flag, Roles: []string{"all"}}
+		cfg.resolve(env(tc.env))
+		if cfg.Store != tc.want {
+			t.Errorf("flag %q, env %q: store %q, want %q", tc.flag, tc.env, cfg.Store, tc.want)
+		}
+	}
+}
+
+func TestServeConfigValidate(t *testing.T) {
+	for _, roles := range [][]string{{"all"}, {"ingest"}, {"ingest", "dispatch", "api"}} {
+		if err := (&serveConfig{Roles: roles}).validate(); err != nil {
+			t.Errorf("roles %v: %v", roles, err)
+		}
+	}
+	for _, roles := range [][]string{nil, {"ingest", "nope"}} {
+		if err := (&serveConfig{Roles: roles}).validate(); err == nil {
+			t.Errorf("roles %v: no error", roles)
+		}
+	}
+}
+
+// logLines hands each log event (zerolog writes one per Write) to a channel.
+type logLines chan string
+
+func (l logLines) Write(p []byte) (int, error) {
+	l <- string(p)
+	return len(p), nil
+}
+
+// waitLog returns once a log line containing want arrives.
+func waitLog(t *testing.T, lines logLines, want string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case line := <-lines:
+			if strings.Contains(line, want) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %q log after 10s", want)
+		}
+	}
+}
+
+func TestServeRunsUntilCancelled(t *testing.T) {
+	lines := make(logLines, 16)
+	c := &cli{log: zerolog.New(lines)}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, c, serveConfig{Store: "mem://", Roles: []string{"all"}}) }()
+	waitLog(t, lines, "store ready")
+	cancel()
+	waitLog(t, lines, "shutting down")
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
+
+func TestServeBadStore(t *testing.T) {
+	c := &cli{log: zerolog.Nop()}
+	err := serve(t.Context(), c, serveConfig{Store: "nope://x", Roles: []string{"all"}})
+	if err == nil || !strings.Contains(err.Error(), "cannot open store") {
+		t.Fatalf("serve with a bad store URL: %v, want a cannot open store error", err)
+	}
+}
