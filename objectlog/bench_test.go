@@ -140,3 +140,66 @@ func BenchmarkCommitFloor(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendSteady offers single-event appends at a fixed rate (open
+// loop: an append starts every 1/rate seconds whether or not earlier ones
+// finished), as producers do, so the latency and the requests per event are
+// those of a steady load, not of a saturated writer. b.N is the number of
+// events, so the run lasts b.N/rate seconds: use -benchtime 3000x.
+func BenchmarkAppendSteady(b *testing.B) {
+	const rate = 1000
+	for _, be := range logBackends {
+		for _, mode := range []struct {
+			name string
+			cfg  objectlog.Config
+		}{{"lowlatency", objectlog.LowLatency}, {"lowcost", objectlog.LowCost}} {
+			b.Run(fmt.Sprintf("%s/%s/rate=%d", be.name, mode.name, rate), func(b *testing.B) {
+				benchSteady(b, be.url(b), mode.cfg, rate)
+			})
+		}
+	}
+}
+
+func benchSteady(b *testing.B, url string, cfg objectlog.Config, rate int) {
+	ctx := context.Background()
+	s, err := objectlog.Open(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	l, err := objectlog.NewLog(s, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := l.Append(ctx, "bench", 0, []objectlog.Record{event1K(0)}); err != nil {
+		b.Fatal(err)
+	}
+	base := s.Stats()
+	lat := make([]time.Duration, b.N)
+	var wg sync.WaitGroup
+	interval := time.Second / time.Duration(rate)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d) // pacing the load generator, not waiting for a result
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			if _, err := l.Append(ctx, "bench", 0, []objectlog.Record{event1K(i)}); err != nil {
+				b.Error(err)
+			}
+			lat[i] = time.Since(t0)
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	l.Close() // the hint and checkpoint writes of the window are counted too
+	reqs := s.Stats().Sub(base).Total()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+	b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
+	b.ReportMetric(float64(reqs)*1e6/float64(b.N), "req/1M-events")
+}
