@@ -241,3 +241,36 @@ func (j *Janitor) entry(ctx context.Context, k partKeys, seq int64) (Entry, erro
 	}
 	return e, err
 }
+
+// JanitorTarget is one topic the janitor looks after.
+type JanitorTarget struct {
+	Topic      string
+	Partitions int
+	Retention  time.Duration
+}
+
+// Run collects every partition of the targets every interval until ctx
+// ends. Failures are reported through report and retried next round; they
+// never stop the loop.
+func (j *Janitor) Run(ctx context.Context, every time.Duration, targets func() []JanitorTarget, report func(topic string, partition int, rep JanitorReport, err error)) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for _, tg := range targets() {
+			for p := 0; p < tg.Partitions; p++ {
+				if ctx.Err() != nil {
+					return nil
+				}
+				rep, err := j.Collect(ctx, tg.Topic, p, tg.Retention)
+				if report != nil {
+					report(tg.Topic, p, rep, err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
