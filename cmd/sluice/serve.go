@@ -4,16 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/oklog/run"
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/adminapi"
+	"github.com/sluicehq/sluice/controlplane"
 	"github.com/sluicehq/sluice/objectlog"
 )
 
@@ -24,6 +31,10 @@ const (
 	defaultStore = "./sluice-data"
 	// probeKey is read (it need not exist) to check that the store answers.
 	probeKey = "sluice-serve-probe"
+	// envToken sets the admin token instead of generating one.
+	envToken = "SLUICE_TOKEN"
+	// defaultAddr is where serve listens by default: loopback only.
+	defaultAddr = "127.0.0.1:8080"
 	// probeTimeout bounds that check, retries included.
 	probeTimeout = 30 * time.Second
 )
@@ -32,15 +43,26 @@ const (
 var roles = []string{"ingest", "dispatch", "api"}
 
 type serveConfig struct {
-	Store string
-	Roles []string
+	Store           string
+	Addr            string
+	Roles           []string
+	DevEcho         bool
+	WatchEvery      time.Duration
+	JanitorEvery    time.Duration
+	ShutdownTimeout time.Duration
 }
 
 func (cfg *serveConfig) registerFlags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&cfg.Store, "store", "",
+	f := cmd.Flags()
+	f.StringVar(&cfg.Store, "store", "",
 		"store URL: mem://, file:///path or a plain path, s3://bucket?..., gs://bucket, azblob://container (default $"+envStore+", else "+defaultStore+")")
-	cmd.Flags().StringSliceVar(&cfg.Roles, "roles", []string{"all"},
+	f.StringVar(&cfg.Addr, "addr", defaultAddr, "address to listen on (host:port; port 0 picks a free one)")
+	f.StringSliceVar(&cfg.Roles, "roles", []string{"all"},
 		"roles to run: all or any of "+strings.Join(roles, ","))
+	f.BoolVar(&cfg.DevEcho, "dev-echo", false, "serve a webhook receiver at /dev/echo that logs what it gets (development only: no authentication)")
+	f.DurationVar(&cfg.WatchEvery, "watch-every", 2*time.Second, "how often workers look for changed topics and subscriptions (one GET each time)")
+	f.DurationVar(&cfg.JanitorEvery, "janitor-every", 10*time.Minute, "how often the dispatch role applies retention and removes orphan segments")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
 }
 
 // resolve fills in what the flags left open from the environment.
@@ -50,6 +72,18 @@ func (cfg *serveConfig) resolve(getenv func(string) string) {
 	}
 	if cfg.Store == "" {
 		cfg.Store = defaultStore
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = defaultAddr
+	}
+	if cfg.WatchEvery == 0 {
+		cfg.WatchEvery = 2 * time.Second
+	}
+	if cfg.JanitorEvery == 0 {
+		cfg.JanitorEvery = 10 * time.Minute
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
 	}
 }
 
@@ -62,7 +96,15 @@ func (cfg *serveConfig) validate() error {
 			return fmt.Errorf("--roles: unknown role %q (want all or any of %s)", r, strings.Join(roles, ","))
 		}
 	}
+	if cfg.WatchEvery < 0 || cfg.JanitorEvery < 0 || cfg.ShutdownTimeout < 0 {
+		return errors.New("--watch-every, --janitor-every and --shutdown-timeout must not be negative")
+	}
 	return nil
+}
+
+// has reports whether the process runs role.
+func (cfg *serveConfig) has(role string) bool {
+	return slices.Contains(cfg.Roles, "all") || slices.Contains(cfg.Roles, role)
 }
 
 func newServeCmd(c *cli) *cobra.Command {
@@ -84,6 +126,7 @@ func newServeCmd(c *cli) *cobra.Command {
 }
 
 func serve(ctx context.Context, c *cli, cfg serveConfig) error {
+	cfg.resolve(func(string) string { return "" })
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -97,18 +140,150 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 		}
 	}()
 	c.log.Info().Str("store", store.URL()).Msg("sluice serve: store ready")
-	c.log.Info().Strs("roles", cfg.Roles).Msg("sluice serve: the HTTP roles (ingest, dispatch, api) arrive with later issues; waiting for SIGINT or SIGTERM")
 
-	// Each role joins the group as one Run(ctx) actor.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another sluice running there? choose another --addr)", cfg.Addr, err)
+	}
+	base := "http://" + ln.Addr().String()
+	reg := controlplane.New(store, time.Now)
+	reg.Log = c.log
+	reg.Endpoint = func(topic string) string { return base + "/topics/" + topic + "/api/events" }
+
+	token, created, err := reg.EnsureAdminToken(ctx, os.Getenv(envToken))
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin token: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("GET /readyz", readiness(store))
+	if cfg.has("api") || cfg.DevEcho {
+		admin := adminapi.NewHandler(reg, c.log, adminapi.Options{DevEcho: cfg.DevEcho})
+		if cfg.has("api") {
+			mux.Handle("/api/", admin)
+		}
+		if cfg.DevEcho {
+			mux.Handle("/dev/", admin)
+		}
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+
 	var g run.Group
 	g.Add(func() error {
 		<-ctx.Done()
-		c.log.Info().Msg("sluice serve: shutting down")
+		c.log.Info().Msg("sluice serve: shutting down: no new requests, draining in-flight ones")
+		return nil
+	}, func(error) { stop() })
+	g.Add(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
 		return nil
 	}, func(error) {
-		stop()
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			c.log.Warn().Err(err).Msg("sluice serve: in-flight requests did not finish in time")
+		}
 	})
-	return g.Run()
+	if cfg.has("ingest") || cfg.has("dispatch") {
+		var snap atomic.Pointer[controlplane.Snapshot]
+		wctx, wcancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			return reg.Watch(wctx, cfg.WatchEvery, func(s *controlplane.Snapshot) {
+				snap.Store(s)
+				c.log.Debug().Uint64("generation", s.Generation).Int("topics", len(s.Topics())).Msg("sluice serve: configuration loaded")
+			})
+		}, func(error) { wcancel() })
+		if cfg.has("dispatch") {
+			jctx, jcancel := context.WithCancel(ctx)
+			g.Add(func() error { return runJanitor(jctx, c, store, &snap, cfg.JanitorEvery) }, func(error) { jcancel() })
+		}
+	}
+
+	printBanner(c.stderr, base, store.URL(), cfg, token, created)
+	c.log.Info().Str("addr", base).Strs("roles", cfg.Roles).Msg("sluice serve: listening")
+	err = g.Run()
+	c.log.Info().Msg("sluice serve: stopped")
+	return err
+}
+
+// runJanitor applies retention to every topic of the latest snapshot.
+func runJanitor(ctx context.Context, c *cli, store *objectlog.Store, snap *atomic.Pointer[controlplane.Snapshot], every time.Duration) error {
+	l, err := objectlog.NewLog(store, objectlog.DefaultConfig())
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	targets := func() []objectlog.JanitorTarget {
+		s := snap.Load()
+		if s == nil {
+			return nil
+		}
+		var out []objectlog.JanitorTarget
+		for _, tc := range s.Topics() {
+			p := tc.Topic.Properties
+			out = append(out, objectlog.JanitorTarget{Topic: tc.Topic.Name, Partitions: p.Partitions, Retention: time.Duration(p.RetentionInDays) * 24 * time.Hour})
+		}
+		return out
+	}
+	return l.NewJanitor(nil).Run(ctx, every, targets, func(topic string, p int, rep objectlog.JanitorReport, err error) {
+		switch {
+		case err != nil:
+			c.log.Warn().Err(err).Str("topic", topic).Int("partition", p).Msg("janitor: collect failed; retrying next round")
+		case rep != objectlog.JanitorReport{}:
+			c.log.Info().Str("topic", topic).Int("partition", p).Str("report", rep.String()).Msg("janitor")
+		}
+	})
+}
+
+// readiness answers 200 only while the store answers. Results are cached
+// for a second so probes cannot turn into a request storm.
+func readiness(store *objectlog.Store) http.Handler {
+	var mu sync.Mutex
+	var last time.Time
+	var lastErr error
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if time.Since(last) > time.Second {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			_, err := store.Stat(ctx, probeKey)
+			cancel()
+			if errors.Is(err, objectlog.ErrNotFound) {
+				err = nil
+			}
+			last, lastErr = time.Now(), err
+		}
+		err := lastErr
+		mu.Unlock()
+		if err != nil {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "store unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+}
+
+// printBanner tells a newcomer what to do next. The admin token appears
+// only when it was just generated; it is never logged.
+func printBanner(w io.Writer, base, store string, cfg serveConfig, token string, created bool) {
+	fmt.Fprintf(w, "\nsluice is serving %s (roles: %s; store: %s)\n", base, strings.Join(cfg.Roles, ","), store)
+	switch {
+	case created:
+		fmt.Fprintf(w, "\nAdmin token (shown once; the store keeps only its hash):\n\n  export SLUICE_TOKEN=%s\n", token)
+	case os.Getenv(envToken) != "":
+		fmt.Fprintf(w, "\nAdmin token: taken from $%s.\n", envToken)
+	default:
+		fmt.Fprintf(w, "\nAdmin token: set on an earlier start (the store keeps only its hash). Lost it? Restart with %s=<a new token> to replace it.\n", envToken)
+	}
+	fmt.Fprintf(w, "\nTry:\n\n  curl -H \"Authorization: Bearer $SLUICE_TOKEN\" %s/api/topics\n  go run ./cmd/sluice topic create orders\n", base)
+	if cfg.DevEcho {
+		fmt.Fprintf(w, "  go run ./cmd/sluice sub create orders echo --endpoint %s/dev/echo\n", base)
+	}
+	fmt.Fprintln(w)
 }
 
 // openStore opens the store at rawURL and checks that it answers.

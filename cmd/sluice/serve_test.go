@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -72,11 +73,11 @@ func waitLog(t *testing.T, lines logLines, want string) {
 
 func TestServeRunsUntilCancelled(t *testing.T) {
 	lines := make(logLines, 16)
-	c := &cli{log: zerolog.New(lines)}
+	c := &cli{log: zerolog.New(lines), stderr: io.Discard}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, c, serveConfig{Store: "mem://", Roles: []string{"all"}}) }()
+	go func() { done <- serve(ctx, c, serveConfig{Store: "mem://", Addr: "127.0.0.1:0", Roles: []string{"all"}}) }()
 	waitLog(t, lines, "store ready")
 	cancel()
 	waitLog(t, lines, "shutting down")

@@ -1,0 +1,291 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/sluicehq/sluice/apierr"
+	"github.com/sluicehq/sluice/objectlog"
+	"github.com/sluicehq/sluice/schemas"
+)
+
+// getSubscription reads a subscription's record. A missing one is
+// objectlog.ErrNotFound. The caller checks its TopicUID.
+func (r *Registry) getSubscription(ctx context.Context, topic, name string) (subscriptionRecord, objectlog.Version, error) {
+	data, info, err := r.store.Get(ctx, subscriptionKey(topic, name))
+	if err != nil {
+		return subscriptionRecord{}, "", err
+	}
+	var rec subscriptionRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return subscriptionRecord{}, "", fmt.Errorf("decode %s: %w", info.Key, err)
+	}
+	return rec, info.Version, nil
+}
+
+func subscriptionNotFound(topic, name string, cause error) error {
+	return apierr.NotFound(fmt.Sprintf("event subscription %q of topic %q does not exist", name, topic)).WithCause(cause)
+}
+
+// Redact returns s without its secrets: the signing secret and the values
+// of Static delivery attributes marked isSecret are emptied, so they are
+// omitted from JSON. (Omitted rather than "<redacted>": a client that GETs,
+// edits and PUTs back sends them empty, and PutSubscription keeps the
+// stored values for empty secrets.)
+func Redact(s schemas.Subscription) schemas.Subscription {
+	s.Properties.SigningSecret = ""
+	src := s.Properties.Destination.Properties.DeliveryAttributeMappings
+	if src == nil {
+		return s
+	}
+	maps := make([]schemas.DeliveryAttributeMapping, len(src))
+	copy(maps, src)
+	for i := range maps {
+		if maps[i].Properties.IsSecret {
+			maps[i].Properties.Value = ""
+		}
+	}
+	s.Properties.Destination.Properties.DeliveryAttributeMappings = maps
+	return s
+}
+
+func subscriptionOut(rec subscriptionRecord, v objectlog.Version, withSecrets bool) schemas.Subscription {
+	s := rec.Subscription
+	s.Version = string(v)
+	if !withSecrets {
+		s = Redact(s)
+	}
+	return s
+}
+
+// keepSecrets fills the secrets s leaves empty from cur, the subscription
+// it replaces: the signing secret, and secret Static delivery attributes
+// matched by name.
+func keepSecrets(s *schemas.Subscription, cur schemas.Subscription) {
+	if s.Properties.SigningSecret == "" {
+		s.Properties.SigningSecret = cur.Properties.SigningSecret
+	}
+	maps := s.Properties.Destination.Properties.DeliveryAttributeMappings
+	if maps == nil {
+		return
+	}
+	maps = append([]schemas.DeliveryAttributeMapping(nil), maps...)
+	for i, m := range maps {
+		if m.Type != schemas.DeliveryAttributeStatic || !m.Properties.IsSecret || m.Properties.Value != "" {
+			continue
+		}
+		for _, c := range cur.Properties.Destination.Properties.DeliveryAttributeMappings {
+			if strings.EqualFold(c.Name, m.Name) && c.Type == schemas.DeliveryAttributeStatic && c.Properties.IsSecret {
+				maps[i].Properties.Value = c.Properties.Value
+				break
+			}
+		}
+	}
+	s.Properties.Destination.Properties.DeliveryAttributeMappings = maps
+}
+
+// PutSubscription creates or replaces an event subscription of an existing
+// topic (404 otherwise) and reports whether it created it. ifMatch and
+// createOnly work as for PutTopic. It applies defaults and validates s.
+//
+// A new subscription without a signing secret gets one; a replaced one
+// keeps its stored secrets wherever s leaves them empty (see Redact). An
+// empty eventDeliverySchema becomes the topic's input schema. The result
+// shows the secrets only when the subscription was created: that is when a
+// generated signing secret must be seen; later, GetSubscription with
+// withSecrets shows them.
+func (r *Registry) PutSubscription(ctx context.Context, topic string, s schemas.Subscription, ifMatch string, createOnly bool) (schemas.Subscription, bool, error) {
+	if err := checkTopicName(topic); err != nil {
+		return schemas.Subscription{}, false, err
+	}
+	if err := checkSubscriptionName(s.Name); err != nil {
+		return schemas.Subscription{}, false, err
+	}
+	trec, _, err := r.mustGetTopic(ctx, topic)
+	if err != nil {
+		return schemas.Subscription{}, false, err
+	}
+	key := subscriptionKey(topic, s.Name)
+	for attempt := 1; ; attempt++ {
+		cur, curVer, err := r.getSubscription(ctx, topic, s.Name)
+		found := err == nil
+		if err != nil && !errors.Is(err, objectlog.ErrNotFound) {
+			return schemas.Subscription{}, false, fmt.Errorf("read subscription %q: %w", s.Name, err)
+		}
+		// An object of an earlier topic of this name is an orphan: absent.
+		exists := found && cur.TopicUID == trec.UID
+		if err := checkPreconditions("event subscription", s.Name, exists, curVer, ifMatch, createOnly); err != nil {
+			return schemas.Subscription{}, false, err
+		}
+
+		rec := subscriptionRecord{Subscription: s, TopicUID: trec.UID}
+		var writeID string
+		if exists {
+			rec.Writes, writeID = cur.Writes.add()
+		} else {
+			rec.Writes, writeID = writeIDs(nil).add()
+		}
+		sub := &rec.Subscription
+		sub.Topic, sub.Version = trec.Topic.Name, ""
+		if exists {
+			sub.Name = cur.Subscription.Name
+			keepSecrets(sub, cur.Subscription)
+		}
+		if sub.Properties.SigningSecret == "" {
+			sub.Properties.SigningSecret = schemas.NewSigningSecret()
+		}
+		sub.ResolveDeliverySchema(trec.Topic.Properties.InputSchema)
+		sub.Properties.ProvisioningState = ProvisioningSucceeded
+		sub.ApplyDefaults()
+		if err := sub.Validate(r.now()); err != nil {
+			return schemas.Subscription{}, false, err
+		}
+
+		data := mustJSON(rec)
+		var v objectlog.Version
+		if found {
+			v, err = r.store.PutIfMatch(ctx, key, data, curVer)
+		} else {
+			v, err = r.store.PutIfAbsent(ctx, key, data)
+		}
+		if err != nil && lost(err) {
+			if now, lv, ok := r.landed(ctx, key, writeID); ok {
+				if derr := json.Unmarshal(now, &rec); derr != nil {
+					return schemas.Subscription{}, false, fmt.Errorf("decode %s: %w", key, derr)
+				}
+				v, err = lv, nil
+			}
+		}
+		if err == nil {
+			// A topic deleted (or recreated) while this was written
+			// would leave the subscription invisible: say so.
+			if again, _, terr := r.getTopic(ctx, topic); terr != nil || again.UID != trec.UID {
+				if errors.Is(terr, objectlog.ErrNotFound) || terr == nil {
+					_ = r.store.Delete(ctx, key)
+					return schemas.Subscription{}, false, apierr.NotFound(fmt.Sprintf("topic %q was deleted while the event subscription was being written", topic)).WithCause(objectlog.ErrNotFound)
+				}
+				return schemas.Subscription{}, false, fmt.Errorf("re-read topic %q: %w", topic, terr)
+			}
+			r.changed(ctx)
+			return subscriptionOut(rec, v, !exists), !exists, nil
+		}
+		switch {
+		case !lost(err):
+			return schemas.Subscription{}, false, fmt.Errorf("write subscription %q: %w", s.Name, err)
+		case createOnly:
+			return schemas.Subscription{}, false, apierr.Conflict(fmt.Sprintf("event subscription %q already exists", s.Name)).WithCause(err)
+		case ifMatch != "":
+			return schemas.Subscription{}, false, staleError("event subscription", s.Name, ifMatch)
+		case attempt == maxWriteAttempts:
+			return schemas.Subscription{}, false, busyError("event subscription", s.Name, err)
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return schemas.Subscription{}, false, err
+		}
+	}
+}
+
+// GetSubscription returns an event subscription; its secrets only if
+// withSecrets (see Redact).
+func (r *Registry) GetSubscription(ctx context.Context, topic, name string, withSecrets bool) (schemas.Subscription, error) {
+	if err := checkTopicName(topic); err != nil {
+		return schemas.Subscription{}, err
+	}
+	if err := checkSubscriptionName(name); err != nil {
+		return schemas.Subscription{}, err
+	}
+	trec, _, err := r.mustGetTopic(ctx, topic)
+	if err != nil {
+		return schemas.Subscription{}, err
+	}
+	rec, v, err := r.getSubscription(ctx, topic, name)
+	if errors.Is(err, objectlog.ErrNotFound) || (err == nil && rec.TopicUID != trec.UID) {
+		return schemas.Subscription{}, subscriptionNotFound(topic, name, objectlog.ErrNotFound)
+	}
+	if err != nil {
+		return schemas.Subscription{}, fmt.Errorf("read subscription %q: %w", name, err)
+	}
+	return subscriptionOut(rec, v, withSecrets), nil
+}
+
+// ListSubscriptions returns the event subscriptions of a topic (404 if
+// the topic does not exist), sorted by name, without secrets.
+func (r *Registry) ListSubscriptions(ctx context.Context, topic string) ([]schemas.Subscription, error) {
+	if err := checkTopicName(topic); err != nil {
+		return nil, err
+	}
+	trec, _, err := r.mustGetTopic(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	recs, versions, err := r.readSubscriptions(ctx, subscriptionPrefix(topic))
+	if err != nil {
+		return nil, err
+	}
+	out := []schemas.Subscription{}
+	for i, rec := range recs {
+		if rec.TopicUID == trec.UID {
+			out = append(out, subscriptionOut(rec, versions[i], false))
+		}
+	}
+	return out, nil
+}
+
+// readSubscriptions reads every subscription record under prefix, in key order.
+func (r *Registry) readSubscriptions(ctx context.Context, prefix string) ([]subscriptionRecord, []objectlog.Version, error) {
+	keys, err := r.listKeys(ctx, prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	datas, versions, err := r.getAll(ctx, keys)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read subscriptions: %w", err)
+	}
+	var recs []subscriptionRecord
+	var vs []objectlog.Version
+	for i, data := range datas {
+		if data == nil {
+			continue
+		}
+		var rec subscriptionRecord
+		if err := json.Unmarshal(data, &rec); err != nil {
+			return nil, nil, fmt.Errorf("decode %s: %w", keys[i], err)
+		}
+		recs = append(recs, rec)
+		vs = append(vs, versions[i])
+	}
+	return recs, vs, nil
+}
+
+// DeleteSubscription deletes an event subscription. A missing one (or a
+// missing topic) is a 404 wrapping objectlog.ErrNotFound.
+func (r *Registry) DeleteSubscription(ctx context.Context, topic, name string) error {
+	if err := checkTopicName(topic); err != nil {
+		return err
+	}
+	if err := checkSubscriptionName(name); err != nil {
+		return err
+	}
+	trec, _, err := r.mustGetTopic(ctx, topic)
+	if err != nil {
+		return err
+	}
+	rec, _, err := r.getSubscription(ctx, topic, name)
+	if errors.Is(err, objectlog.ErrNotFound) {
+		return subscriptionNotFound(topic, name, err)
+	}
+	if err != nil {
+		return fmt.Errorf("read subscription %q: %w", name, err)
+	}
+	if err := r.store.Delete(ctx, subscriptionKey(topic, name)); err != nil {
+		return fmt.Errorf("delete subscription %q: %w", name, err)
+	}
+	if rec.TopicUID != trec.UID {
+		return subscriptionNotFound(topic, name, objectlog.ErrNotFound) // was an orphan
+	}
+	r.changed(ctx)
+	return nil
+}

@@ -1,0 +1,149 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/objectlog"
+	"github.com/sluicehq/sluice/schemas"
+)
+
+// Snapshot is every topic, with its keys and subscriptions (secrets
+// included), as of one generation. It is immutable: share it freely, and
+// do not modify what its methods return.
+type Snapshot struct {
+	// Generation is the value of config/generation.json read before the
+	// snapshot was (0 if it did not exist yet).
+	Generation uint64
+	topics     []TopicConfig
+	byName     map[string]int // lower-cased name -> index in topics
+}
+
+// TopicConfig is one topic in a Snapshot.
+type TopicConfig struct {
+	Topic schemas.Topic
+	Keys  schemas.TopicKeys
+	// Subscriptions of the topic, sorted by name, with their secrets.
+	Subscriptions []schemas.Subscription
+}
+
+// Topics returns every topic, sorted by lower-cased name.
+func (s *Snapshot) Topics() []TopicConfig { return s.topics }
+
+// Topic returns the topic of that name (compared case-insensitively).
+func (s *Snapshot) Topic(name string) (TopicConfig, bool) {
+	i, ok := s.byName[strings.ToLower(name)]
+	if !ok {
+		return TopicConfig{}, false
+	}
+	return s.topics[i], true
+}
+
+// Snapshot reads every topic and subscription now.
+func (r *Registry) Snapshot(ctx context.Context) (*Snapshot, error) {
+	gen, _, err := r.readGeneration(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.load(ctx, gen)
+}
+
+// load reads everything. The generation must have been read before: a
+// change after that read bumps it again, so the next poll reloads.
+func (r *Registry) load(ctx context.Context, gen uint64) (*Snapshot, error) {
+	trecs, tversions, err := r.readTopics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	srecs, sversions, err := r.readSubscriptions(ctx, subscriptionsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	snap := &Snapshot{Generation: gen, byName: make(map[string]int, len(trecs))}
+	uids := make(map[string]int, len(trecs))
+	for i, rec := range trecs {
+		snap.byName[strings.ToLower(rec.Topic.Name)] = len(snap.topics)
+		uids[rec.UID] = len(snap.topics)
+		snap.topics = append(snap.topics, TopicConfig{Topic: r.topicOut(rec, tversions[i]), Keys: rec.Keys})
+	}
+	for i, rec := range srecs {
+		ti, ok := uids[rec.TopicUID]
+		if !ok {
+			continue // an orphan of a deleted topic
+		}
+		tc := &snap.topics[ti]
+		tc.Subscriptions = append(tc.Subscriptions, subscriptionOut(rec, sversions[i], true))
+	}
+	for _, tc := range snap.topics {
+		sort.Slice(tc.Subscriptions, func(a, b int) bool {
+			return strings.ToLower(tc.Subscriptions[a].Name) < strings.ToLower(tc.Subscriptions[b].Name)
+		})
+	}
+	return snap, nil
+}
+
+// Watch calls fn with a Snapshot now and after every change, until ctx is
+// done; then it returns nil. Every `every` it reads config/generation.json
+// (one GET) and reloads only if it changed, or if ResyncEvery has passed
+// since the last load. fn runs on Watch's goroutine; a slow fn delays the
+// next poll. A failed poll is logged and retried at the next tick, so fn
+// is first called once the store answers.
+func (r *Registry) Watch(ctx context.Context, every time.Duration, fn func(*Snapshot)) error {
+	if every <= 0 {
+		return fmt.Errorf("controlplane: watch interval %v is not positive", every)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	return r.watch(ctx, t.C, fn, nil)
+}
+
+// watch is Watch with the ticks and an after-poll hook injected (tests).
+func (r *Registry) watch(ctx context.Context, ticks <-chan time.Time, fn func(*Snapshot), polled func()) error {
+	resync := r.ResyncEvery
+	if resync == 0 {
+		resync = DefaultResyncEvery
+	}
+	var (
+		loaded   bool
+		lastVer  objectlog.Version
+		lastLoad time.Time
+	)
+	poll := func() {
+		gen, ver, err := r.readGeneration(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.Log.Warn().Err(err).Msg("controlplane: watch: cannot read the generation; retrying at the next poll")
+			}
+			return
+		}
+		r.seenGeneration.Store(gen)
+		due := resync > 0 && r.now().Sub(lastLoad) >= resync
+		if loaded && ver == lastVer && !due {
+			return
+		}
+		snap, err := r.load(ctx, gen)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.Log.Warn().Err(err).Msg("controlplane: watch: cannot read the configuration; retrying at the next poll")
+			}
+			return
+		}
+		loaded, lastVer, lastLoad = true, ver, r.now()
+		fn(snap)
+	}
+	poll()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticks:
+			poll()
+			if polled != nil {
+				polled()
+			}
+		}
+	}
+}
