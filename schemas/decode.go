@@ -108,21 +108,16 @@ var errStop = errors.New("stop decoding")
 // decodeStrict checks data against the type of v (a pointer to a struct)
 // and, if it passes, unmarshals it into v.
 func decodeStrict(data []byte, v any) error {
-	if i := invalidUTF8At(data); i >= 0 {
-		return &ValidationError{Errors: []FieldError{{Message: fmt.Sprintf("invalid UTF-8 at byte %d", i)}}}
+	if _, msg := encodingProblem(data); msg != "" {
+		return &ValidationError{Errors: []FieldError{{Message: msg}}}
 	}
-	if i := loneSurrogateAt(data); i >= 0 {
-		return &ValidationError{Errors: []FieldError{{Message: fmt.Sprintf("invalid JSON string at byte %d: unpaired UTF-16 surrogate %s", i, data[i:i+6])}}}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	w := &walker{dec: dec}
+	w := newWalker(data)
 	_ = w.document(reflect.TypeOf(v).Elem()) // its problems are in w.errs
 	if len(w.errs) > 0 {
 		return &ValidationError{Errors: w.errs}
 	}
 	// The walk accepted the document, so this only fills in v.
-	dec = json.NewDecoder(bytes.NewReader(data))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return &ValidationError{Errors: []FieldError{{Message: "invalid JSON: " + err.Error()}}}
@@ -130,12 +125,53 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
+// encodingProblem finds what encoding/json would silently repair: invalid
+// UTF-8 and \u escapes of unpaired UTF-16 surrogates (which it turns into
+// U+FFFD). It returns the offset of the first and a message, or -1 and "".
+func encodingProblem(data []byte) (int, string) {
+	if !utf8.Valid(data) {
+		i := invalidUTF8At(data)
+		return i, fmt.Sprintf("invalid UTF-8 at byte %d", i)
+	}
+	if i := loneSurrogateAt(data); i >= 0 {
+		return i, fmt.Sprintf("invalid JSON string at byte %d: unpaired UTF-16 surrogate %s", i, data[i:i+6])
+	}
+	return -1, ""
+}
+
 // walker checks a JSON document token by token against a Go type: field
 // names against json tags (exactly), JSON types against Go kinds, and
-// duplicate keys everywhere.
+// duplicate keys everywhere. Events (events.go) use its free-form half,
+// any, on their own walk.
 type walker struct {
 	dec  *json.Decoder
 	errs []FieldError
+	// maxDepth bounds nesting; 0 means maxDecodeDepth.
+	maxDepth int
+	// rawNumbers accepts every JSON number in free-form values: for callers
+	// that keep the text of numbers (event data), not a float64.
+	rawNumbers bool
+}
+
+// newWalker returns a walker over data that reads numbers as json.Number.
+func newWalker(data []byte) *walker {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return &walker{dec: dec}
+}
+
+// tooDeep reports whether depth is beyond the walker's nesting bound, and
+// records the problem if so.
+func (w *walker) tooDeep(path string, depth int) bool {
+	limit := w.maxDepth
+	if limit == 0 {
+		limit = maxDecodeDepth
+	}
+	if depth <= limit {
+		return false
+	}
+	w.errs = append(w.errs, FieldError{Field: path, Message: fmt.Sprintf("nested more than %d levels deep", limit)})
+	return true
 }
 
 func (w *walker) document(t reflect.Type) error {
@@ -197,8 +233,8 @@ var timeType = reflect.TypeFor[time.Time]()
 
 // value checks the value starting with tok against t.
 func (w *walker) value(tok json.Token, t reflect.Type, path string, depth int) error {
-	if depth > maxDecodeDepth {
-		return w.fatal(path, fmt.Sprintf("nested more than %d levels deep", maxDecodeDepth))
+	if w.tooDeep(path, depth) {
+		return errStop
 	}
 	if t == timeType {
 		s, ok := tok.(string)
@@ -320,11 +356,14 @@ func (w *walker) key(path string) (string, string, error) {
 // any checks a value of any type: duplicate keys, nesting, and that numbers
 // fit a float64 (what encoding/json decodes them into).
 func (w *walker) any(tok json.Token, path string, depth int) error {
-	if depth > maxDecodeDepth {
-		return w.fatal(path, fmt.Sprintf("nested more than %d levels deep", maxDecodeDepth))
+	if w.tooDeep(path, depth) {
+		return errStop
 	}
 	switch v := tok.(type) {
 	case json.Number:
+		if w.rawNumbers {
+			break
+		}
 		if _, err := strconv.ParseFloat(string(v), 64); err != nil {
 			return w.add(path, fmt.Sprintf("number %s is out of the range of a 64-bit float", v))
 		}
@@ -470,8 +509,8 @@ func jsonFields(t reflect.Type) *structFields {
 
 // rfc3339 is the syntax of RFC 3339's date-time as time.Time encodes it.
 // time.Time's UnmarshalJSON alone would accept some malformed times, such
-// as a one-digit hour.
-var rfc3339 = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})$`)
+// as a one-digit hour or an offset of +24:00.
+var rfc3339 = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$`)
 
 // parseTime parses an RFC 3339 time that is within the years time.Time
 // can encode once converted to UTC, as decoding converts it.
