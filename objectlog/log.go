@@ -50,10 +50,10 @@ func DefaultConfig() Config { return LowLatency }
 
 // RegisterFlags binds the config to flags, keeping current values as defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.DurationVar(&c.FlushInterval, "log.flush-interval", c.FlushInterval, "how long a partition batches appends before writing a segment (0: as soon as the previous flush ends)")
-	fs.IntVar(&c.FlushBytes, "log.flush-bytes", c.FlushBytes, "flush a segment early once this many bytes are pending")
-	fs.IntVar(&c.HintEvery, "log.hint-every", c.HintEvery, "rewrite the tail hint every N commits")
-	fs.DurationVar(&c.PollMax, "log.poll-max", c.PollMax, "longest wait between polls of an idle partition")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "how long a partition batches appends before writing a segment (0: as soon as the previous flush ends)")
+	fs.IntVar(&c.FlushBytes, "flush-bytes", c.FlushBytes, "flush a segment early once this many bytes are pending")
+	fs.IntVar(&c.HintEvery, "hint-every", c.HintEvery, "rewrite the tail hint every N commits")
+	fs.DurationVar(&c.PollMax, "poll-max", c.PollMax, "longest wait between polls of an idle partition")
 }
 
 // Validate reports the first setting that cannot work.

@@ -51,6 +51,10 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newServeCmd(c),
 		newVersionCmd(c),
+		newTopicCmd(c),
+		newSubCmd(c),
+		newPublishCmd(c),
+		newTailCmd(c),
 	)
 	return root
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -16,11 +17,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/adminapi"
 	"github.com/sluicehq/sluice/controlplane"
+	"github.com/sluicehq/sluice/ingest"
 	"github.com/sluicehq/sluice/objectlog"
 )
 
@@ -44,6 +50,9 @@ var roles = []string{"ingest", "dispatch", "api"}
 
 type serveConfig struct {
 	Store           string
+	TLSCert, TLSKey string
+	Log             objectlog.Config
+	Ingest          ingest.Config
 	Addr            string
 	Roles           []string
 	DevEcho         bool
@@ -59,6 +68,15 @@ func (cfg *serveConfig) registerFlags(cmd *cobra.Command) {
 	f.StringVar(&cfg.Addr, "addr", defaultAddr, "address to listen on (host:port; port 0 picks a free one)")
 	f.StringSliceVar(&cfg.Roles, "roles", []string{"all"},
 		"roles to run: all or any of "+strings.Join(roles, ","))
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM); the Azure SDK sends keys only over HTTPS")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "the private key (PEM) of --tls-cert")
+	cfg.Log = objectlog.DefaultConfig()
+	cfg.Ingest = ingest.DefaultConfig()
+	gofs := flag.NewFlagSet("log", flag.ContinueOnError)
+	cfg.Log.RegisterFlags(gofs)
+	f.AddGoFlagSet(gofs)
+	f.IntVar(&cfg.Ingest.MaxEventBytes, "max-event-bytes", cfg.Ingest.MaxEventBytes, "largest event accepted (413 beyond)")
+	f.IntVar(&cfg.Ingest.MaxRequestBytes, "max-request-bytes", cfg.Ingest.MaxRequestBytes, "largest publish request accepted (413 beyond)")
 	f.BoolVar(&cfg.DevEcho, "dev-echo", false, "serve a webhook receiver at /dev/echo that logs what it gets (development only: no authentication)")
 	f.DurationVar(&cfg.WatchEvery, "watch-every", 2*time.Second, "how often workers look for changed topics and subscriptions (one GET each time)")
 	f.DurationVar(&cfg.JanitorEvery, "janitor-every", 10*time.Minute, "how often the dispatch role applies retention and removes orphan segments")
@@ -85,6 +103,12 @@ func (cfg *serveConfig) resolve(getenv func(string) string) {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
+	if cfg.Log == (objectlog.Config{}) {
+		cfg.Log = objectlog.DefaultConfig()
+	}
+	if cfg.Ingest == (ingest.Config{}) {
+		cfg.Ingest = ingest.DefaultConfig()
+	}
 }
 
 func (cfg *serveConfig) validate() error {
@@ -95,6 +119,9 @@ func (cfg *serveConfig) validate() error {
 		if r != "all" && !slices.Contains(roles, r) {
 			return fmt.Errorf("--roles: unknown role %q (want all or any of %s)", r, strings.Join(roles, ","))
 		}
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both or neither")
 	}
 	if cfg.WatchEvery < 0 || cfg.JanitorEvery < 0 || cfg.ShutdownTimeout < 0 {
 		return errors.New("--watch-every, --janitor-every and --shutdown-timeout must not be negative")
@@ -145,7 +172,19 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another sluice running there? choose another --addr)", cfg.Addr, err)
 	}
-	base := "http://" + ln.Addr().String()
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	base := scheme + "://" + ln.Addr().String()
+	elog, err := objectlog.NewLog(store, cfg.Log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// Closed after the HTTP server has drained: in-flight publishes either
+	// commit or fail, and nothing is acknowledged uncommitted.
+	defer elog.Close()
 	reg := controlplane.New(store, time.Now)
 	reg.Log = c.log
 	reg.Endpoint = func(topic string) string { return base + "/topics/" + topic + "/api/events" }
@@ -159,6 +198,20 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("GET /readyz", readiness(store))
+	prom := prometheus.NewRegistry()
+	prom.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), ingest.NewStoreCollector(store))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prom, promhttp.HandlerOpts{}))
+	topics := ingest.NewTopics(reg)
+	if cfg.has("ingest") {
+		ih, err := ingest.New(elog, topics, cfg.Ingest, ingest.NewMetrics(prom), c.log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		r := chi.NewRouter()
+		ih.Routes(r)
+		mux.Handle("/topics/", r)
+	}
 	if cfg.has("api") || cfg.DevEcho {
 		admin := adminapi.NewHandler(reg, c.log, adminapi.Options{DevEcho: cfg.DevEcho})
 		if cfg.has("api") {
@@ -177,7 +230,11 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 		return nil
 	}, func(error) { stop() })
 	g.Add(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		serveFn := func() error { return srv.Serve(ln) }
+		if cfg.TLSCert != "" {
+			serveFn = func() error { return srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }
+		}
+		if err := serveFn(); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
 		}
 		return nil
@@ -194,12 +251,13 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 		g.Add(func() error {
 			return reg.Watch(wctx, cfg.WatchEvery, func(s *controlplane.Snapshot) {
 				snap.Store(s)
+				topics.Update(s)
 				c.log.Debug().Uint64("generation", s.Generation).Int("topics", len(s.Topics())).Msg("sluice serve: configuration loaded")
 			})
 		}, func(error) { wcancel() })
 		if cfg.has("dispatch") {
 			jctx, jcancel := context.WithCancel(ctx)
-			g.Add(func() error { return runJanitor(jctx, c, store, &snap, cfg.JanitorEvery) }, func(error) { jcancel() })
+			g.Add(func() error { return runJanitor(jctx, c, elog, &snap, cfg.JanitorEvery) }, func(error) { jcancel() })
 		}
 	}
 
@@ -211,12 +269,7 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 }
 
 // runJanitor applies retention to every topic of the latest snapshot.
-func runJanitor(ctx context.Context, c *cli, store *objectlog.Store, snap *atomic.Pointer[controlplane.Snapshot], every time.Duration) error {
-	l, err := objectlog.NewLog(store, objectlog.DefaultConfig())
-	if err != nil {
-		return err
-	}
-	defer l.Close()
+func runJanitor(ctx context.Context, c *cli, l *objectlog.Log, snap *atomic.Pointer[controlplane.Snapshot], every time.Duration) error {
 	targets := func() []objectlog.JanitorTarget {
 		s := snap.Load()
 		if s == nil {

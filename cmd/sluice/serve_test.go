@@ -77,7 +77,9 @@ func TestServeRunsUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, c, serveConfig{Store: "mem://", Addr: "127.0.0.1:0", Roles: []string{"all"}}) }()
+	go func() {
+		done <- serve(ctx, c, serveConfig{Store: "mem://", Addr: "127.0.0.1:0", Roles: []string{"all"}})
+	}()
 	waitLog(t, lines, "store ready")
 	cancel()
 	waitLog(t, lines, "shutting down")
