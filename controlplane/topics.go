@@ -202,6 +202,10 @@ func (r *Registry) DeleteTopic(ctx context.Context, name string) error {
 		if err := r.purgeOrphans(ctx, name); err != nil {
 			r.Log.Warn().Err(err).Str("topic", name).Msg("controlplane: cannot delete orphan subscriptions")
 		}
+		// And events a failed delete left behind.
+		if _, err := objectlog.DeleteTopicData(ctx, r.store, "", name); err != nil {
+			r.Log.Warn().Err(err).Str("topic", name).Msg("controlplane: cannot delete leftover events")
+		}
 		return topicNotFound(name, err)
 	}
 	if err != nil {
@@ -217,6 +221,12 @@ func (r *Registry) DeleteTopic(ctx context.Context, name string) error {
 	if err := r.purgeSubscriptions(ctx, name, ofDeleted); err != nil {
 		r.Log.Warn().Err(err).Str("topic", name).Msg("controlplane: topic deleted, but not all its subscription objects (they are invisible)")
 	}
+	// Its events go too, so that a topic created again under this name starts empty.
+	n, err := objectlog.DeleteTopicData(ctx, r.store, "", rec.Topic.Name)
+	if err != nil {
+		return fmt.Errorf("topic %q deleted, but %w (delete it again to finish)", name, err)
+	}
+	r.Log.Info().Str("topic", name).Int("objects", n).Msg("controlplane: topic deleted with its events")
 	return nil
 }
 

@@ -22,7 +22,10 @@ import (
 type Topics struct {
 	reg  *controlplane.Registry
 	snap atomic.Pointer[controlplane.Snapshot]
-	mu   struct {
+	// OnGone, if set, is called with the name of every topic that a new
+	// snapshot shows deleted or re-created, so cached log state is dropped.
+	OnGone func(topic string)
+	mu     struct {
 		sync.Mutex
 		direct map[string]directRead
 	}
@@ -44,7 +47,15 @@ func NewTopics(reg *controlplane.Registry) *Topics {
 
 // Update installs a new snapshot (pass it Watch's callback).
 func (t *Topics) Update(s *controlplane.Snapshot) {
-	t.snap.Store(s)
+	prev := t.snap.Swap(s)
+	if prev != nil && t.OnGone != nil {
+		for _, old := range prev.Topics() {
+			cur, ok := s.Topic(old.Topic.Name)
+			if !ok || !sameTime(cur.Topic.Properties.CreatedAt, old.Topic.Properties.CreatedAt) {
+				t.OnGone(old.Topic.Name)
+			}
+		}
+	}
 	t.mu.Lock()
 	clear(t.mu.direct)
 	t.mu.Unlock()
@@ -79,4 +90,11 @@ func (t *Topics) Lookup(ctx context.Context, name string) (schemas.Topic, schema
 		return schemas.Topic{}, schemas.TopicKeys{}, d.err
 	}
 	return d.topic, d.keys, nil
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
 }

@@ -274,3 +274,23 @@ func (j *Janitor) Run(ctx context.Context, every time.Duration, targets func() [
 		}
 	}
 }
+
+// DeleteTopicData deletes every object of a topic's log (all partitions:
+// segments, manifest entries, checkpoints, hints) under prefix, and returns
+// how many it deleted. It is what deleting a topic means for the log: a
+// topic created again under the same name starts empty.
+func DeleteTopicData(ctx context.Context, s *Store, prefix, topic string) (int, error) {
+	if err := validatePart(topic, 0); err != nil {
+		return 0, err
+	}
+	var keys []string
+	if err := s.ListAll(ctx, prefix+"log/"+topic+"/", func(o ObjectInfo) error { keys = append(keys, o.Key); return nil }); err != nil {
+		return 0, err
+	}
+	for i, k := range keys {
+		if err := s.Delete(ctx, k); err != nil {
+			return i, fmt.Errorf("delete data of topic %s: %w", topic, err)
+		}
+	}
+	return len(keys), nil
+}

@@ -193,6 +193,21 @@ func (l *Log) writer(topic string, partition int) (*partWriter, error) {
 	return w, nil
 }
 
+// Forget drops what this Log knows about a topic's partitions, for when the
+// topic was deleted or re-created (perhaps by another process): the next
+// append re-reads the tail instead of continuing from a sequence number that
+// no longer exists. Appends queued at that moment fail with ErrClosed.
+func (l *Log) Forget(topic string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id, w := range l.mu.writers {
+		if id.topic == topic {
+			close(w.quit)
+			delete(l.mu.writers, id)
+		}
+	}
+}
+
 // Close flushes and commits every pending append, then stops the writers.
 // Appends after Close fail with ErrClosed.
 func (l *Log) Close() error {

@@ -463,3 +463,31 @@ func TestFollowWakesOnCommit(t *testing.T) {
 		t.Fatalf("follower got %q", id)
 	}
 }
+
+// A topic deleted and created again (its log data gone) must not be
+// appended to from a writer's stale position: after Forget the writer
+// starts at the new tail, and readers see the event.
+func TestForgetAfterTopicRecreated(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, "mem://")
+	l := newLog(t, s, nil)
+	for i := 0; i < 3; i++ {
+		if _, err := l.Append(ctx, "t", 0, []objectlog.Record{rec(fmt.Sprint("old", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := objectlog.DeleteTopicData(ctx, s, "", "t"); err != nil {
+		t.Fatal(err)
+	}
+	l.Forget("t")
+	res, err := l.Append(ctx, "t", 0, []objectlog.Record{rec("new")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FirstOffset != 0 {
+		t.Fatalf("append after re-creation at offset %d, want 0", res.FirstOffset)
+	}
+	if got := readAll(t, newLog(t, s, nil), "t", 0); len(got) != 1 || got[0] != "new" {
+		t.Fatalf("readers see %v, want [new]", got)
+	}
+}

@@ -218,7 +218,7 @@ func (p *publisher) run(ctx context.Context, c *cli, cfg *publishConfig, topic s
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(c.stderr, "published %d events to %s in %d requests\n", published, topic, requests)
+	_, err = fmt.Fprintf(c.stderr, "published %d event%s to %s in %d request%s\n", published, plural(published), topic, requests, plural(requests))
 	return err
 }
 
@@ -389,4 +389,11 @@ func eventSpan(a, b int) string {
 		return fmt.Sprintf("event %d", a)
 	}
 	return fmt.Sprintf("events %d–%d", a, b)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

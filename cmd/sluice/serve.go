@@ -202,6 +202,7 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 	prom.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), ingest.NewStoreCollector(store))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prom, promhttp.HandlerOpts{}))
 	topics := ingest.NewTopics(reg)
+	topics.OnGone = elog.Forget
 	if cfg.has("ingest") {
 		ih, err := ingest.New(elog, topics, cfg.Ingest, ingest.NewMetrics(prom), c.log)
 		if err != nil {

@@ -58,7 +58,7 @@ func (l logLines) Write(p []byte) (int, error) {
 // waitLog returns once a log line containing want arrives.
 func waitLog(t *testing.T, lines logLines, want string) {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(60 * time.Second)
 	for {
 		select {
 		case line := <-lines:
@@ -66,13 +66,13 @@ func waitLog(t *testing.T, lines logLines, want string) {
 				return
 			}
 		case <-timeout:
-			t.Fatalf("no %q log after 10s", want)
+			t.Fatalf("no %q log after 60s", want)
 		}
 	}
 }
 
 func TestServeRunsUntilCancelled(t *testing.T) {
-	lines := make(logLines, 16)
+	lines := make(logLines, 1024)
 	c := &cli{log: zerolog.New(lines), stderr: io.Discard}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
