@@ -187,7 +187,7 @@ func newTopicDeleteCmd(c *cli, cfg *clientConfig) *cobra.Command {
 				_, err = fmt.Fprintf(c.stdout, "Topic %s does not exist; nothing deleted.\n", args[0])
 				return err
 			}
-			_, err = fmt.Fprintf(c.stdout, "Deleted topic %s and its event subscriptions.\n", args[0])
+			_, err = fmt.Fprintf(c.stdout, "Deleted topic %s, its events and its event subscriptions.\n", args[0])
 			return err
 		},
 	}
