@@ -450,3 +450,34 @@ func TestParseCloudEventBinaryRules(t *testing.T) {
 		})
 	}
 }
+
+func TestStampTime(t *testing.T) {
+	at := time.Date(2026, 5, 6, 7, 8, 9, 120000000, time.FixedZone("CEST", 2*3600))
+	ev, err := ParseCloudEvent([]byte(ce(`,"zz":1,"subject":"s","data":{"a": 1}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamped, err := StampTime(ev, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"specversion":"1.0","id":"e1","source":"/s","type":"t","subject":"s","time":"2026-05-06T05:08:09.12Z","zz":1,"data":{"a":1}}`
+	if string(stamped.JSON) != want || !stamped.Time.Equal(at) || stamped.Time.Location() != time.UTC {
+		t.Fatalf("stamped\n got %s %v\nwant %s", stamped.JSON, stamped.Time, want)
+	}
+	checkCanonical(t, stamped)
+	if _, err := ToEventGrid(stamped.JSON); err != nil {
+		t.Fatal(err)
+	}
+	// An event with a time keeps it.
+	again, err := StampTime(stamped, at.Add(time.Hour))
+	if err != nil || !reflect.DeepEqual(again, stamped) {
+		t.Fatalf("restamped: %v %s", err, again.JSON)
+	}
+	// A monotonic clock reading does not survive into Event.Time.
+	now, err := StampTime(ev, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCanonical(t, now)
+}

@@ -25,6 +25,7 @@ import (
 	"mime"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,7 +109,7 @@ type rawEvent struct {
 type docShape struct {
 	array   bool   // an array of event objects, else one event object
 	want    string // the document, as "must be …" needs it
-	hint    string // appended to the message when the document is the other shape
+	hint    string // appended to the message when the document has the other shape
 	element string // an element of the array, as "must be …" needs it
 }
 
@@ -162,16 +163,23 @@ func (ew *eventWalker) document(shape docShape) error {
 	if err != nil {
 		return w.syntax("", err)
 	}
+	wrong := func() error {
+		msg := fmt.Sprintf("must be %s, not %s", shape.want, jsonKind(tok))
+		if tok == json.Delim('{') || tok == json.Delim('[') {
+			msg += shape.hint // the other shape
+		}
+		return w.fatal("", msg)
+	}
 	if !shape.array {
 		if tok != json.Delim('{') {
-			return w.fatal("", fmt.Sprintf("must be %s, not %s%s", shape.want, jsonKind(tok), shape.hint))
+			return wrong()
 		}
 		if err := ew.object("", 1); err != nil {
 			return err
 		}
 	} else {
 		if tok != json.Delim('[') {
-			return w.fatal("", fmt.Sprintf("must be %s, not %s%s", shape.want, jsonKind(tok), shape.hint))
+			return wrong()
 		}
 		n := 0
 		for ; w.dec.More(); n++ {
@@ -530,13 +538,43 @@ func canonical(attrs map[string]attribute, dataKey string, data []byte) []byte {
 }
 
 func isCoreAttribute(name string) bool {
-	switch name {
-	case attrSpecVersion, attrID, attrSource, attrType, attrSubject, attrTime, attrDataContentType, attrDataSchema:
-		return true
-	}
-	return false
+	return slices.Contains(coreAttributes, name)
 }
 
 func stringAttribute(s string) attribute {
 	return attribute{json: appendString(nil, s), str: s}
+}
+
+// StampTime returns e with its time attribute set to t if it has none, and
+// e itself if it has one. Ingest stamps the publish time this way, so that
+// every stored event has a time: Event Grid requires eventTime, and
+// ToEventGrid fails without one. e.JSON must be canonical.
+func StampTime(e Event, t time.Time) (Event, error) {
+	if !e.Time.IsZero() {
+		return e, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(e.JSON, &m); err != nil {
+		return Event{}, fmt.Errorf("schemas: stamp time: not a CloudEvent: %w", err)
+	}
+	if _, ok := m[attrTime]; ok {
+		return Event{}, errors.New("schemas: stamp time: the event has a time attribute but Event.Time is zero")
+	}
+	t = t.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return Event{}, fmt.Errorf("schemas: stamp time: %v is outside the years 0000 to 9999", t)
+	}
+	attrs := make(map[string]attribute, len(m)+1)
+	dataKey, data := "", []byte(nil)
+	for name, raw := range m {
+		if name == memberData || name == memberDataBase64 {
+			dataKey, data = name, raw
+			continue
+		}
+		attrs[name] = attribute{json: raw}
+	}
+	attrs[attrTime] = stringAttribute(t.Format(time.RFC3339Nano))
+	e.JSON = canonical(attrs, dataKey, data)
+	e.Time = t
+	return e, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // checkParseError checks that a parse error is what the API can answer
@@ -59,8 +60,11 @@ func checkKeepsEverything(t *testing.T, sent []byte, ev Event) {
 	}
 }
 
+var stampTime = time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.FixedZone("x", 3600))
+
 // checkToEventGrid checks ToEventGrid on a canonical CloudEvent: an error
-// exactly when it has no time, else an Event Grid event that parses back.
+// exactly when it has no time (and none once StampTime has given it one),
+// else an Event Grid event that parses back.
 func checkToEventGrid(t *testing.T, ev Event) {
 	t.Helper()
 	out, err := ToEventGrid(ev.JSON)
@@ -68,7 +72,11 @@ func checkToEventGrid(t *testing.T, ev Event) {
 		if err == nil {
 			t.Fatalf("ToEventGrid(%s) without time = %s", ev.JSON, out)
 		}
-		return
+		if ev, err = StampTime(ev, stampTime); err != nil {
+			t.Fatal(err)
+		}
+		checkCanonical(t, ev)
+		out, err = ToEventGrid(ev.JSON)
 	}
 	if err != nil {
 		t.Fatalf("ToEventGrid(%s): %v", ev.JSON, err)
