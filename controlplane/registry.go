@@ -59,6 +59,11 @@ type Registry struct {
 	// generation bumps that failed after a change was made. The zero value
 	// discards.
 	Log zerolog.Logger
+	// OnChange, when set, runs after every change this registry makes, so
+	// that a process serving both the admin API and ingest applies its own
+	// changes at once instead of at the next Watch poll (other processes
+	// see them within their poll interval).
+	OnChange func(ctx context.Context)
 	// ResyncEvery makes Watch re-read everything this often even if the
 	// generation did not change: the safety net for a writer that stopped
 	// between its change and its generation bump. Zero means
@@ -228,6 +233,9 @@ func busyError(kind, name string, err error) error {
 func (r *Registry) changed(ctx context.Context) {
 	if err := r.bump(ctx); err != nil {
 		r.Log.Warn().Err(err).Msg("controlplane: change made but generation not bumped; watchers see it at their next resync")
+	}
+	if r.OnChange != nil {
+		r.OnChange(ctx)
 	}
 }
 

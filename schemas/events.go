@@ -228,9 +228,32 @@ func (ew *eventWalker) object(path string, depth int) error {
 			return err
 		}
 		keyEnd := int(w.dec.InputOffset())
-		tok, err := w.next(p)
-		if err != nil {
-			return err
+		var tok json.Token
+		if key == memberData {
+			// Event data is opaque to sluice and kept byte for byte: one
+			// scanner pass checks its syntax and checkData its keys and
+			// depth, far faster than walking it token by token.
+			// (encodingProblem checks the whole body's UTF-8.)
+			var raw json.RawMessage
+			if err := w.dec.Decode(&raw); err != nil {
+				return w.syntax(p, err)
+			}
+			if field, msg, ok := checkData(raw, p, depth+1, w.maxDepth); !ok {
+				if err := w.add(field, msg); err != nil {
+					return err
+				}
+			}
+			if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] != 'n' {
+				tok = json.Delim(t[0]) // anything but nil: only null is tested for
+			}
+		} else {
+			var err error
+			if tok, err = w.next(p); err != nil {
+				return err
+			}
+			if err := w.any(tok, p, depth+1); err != nil {
+				return err
+			}
 		}
 		if seen[key] {
 			if err := w.add(p, "duplicate key"); err != nil {
@@ -238,9 +261,6 @@ func (ew *eventWalker) object(path string, depth int) error {
 			}
 		}
 		seen[key] = true
-		if err := w.any(tok, p, depth+1); err != nil {
-			return err
-		}
 		// Between the key and the end of the value: space, a colon, space.
 		seg := ew.data[keyEnd:w.dec.InputOffset()]
 		value := bytes.TrimLeft(bytes.TrimLeft(seg, " \t\r\n")[1:], " \t\r\n")

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -49,7 +50,7 @@ func sluiceBinary(t *testing.T) string {
 // server is a running `sluice serve` process.
 type server struct {
 	cmd    *exec.Cmd
-	base   string // http://127.0.0.1:port
+	base   string // http://127.0.0.1:port, or https:// with --tls-cert
 	token  string // from the banner, if it printed one
 	mu     sync.Mutex
 	stderr bytes.Buffer
@@ -57,7 +58,7 @@ type server struct {
 }
 
 var (
-	bannerAddr  = regexp.MustCompile(`sluice is serving (http://\S+)`)
+	bannerAddr  = regexp.MustCompile(`sluice is serving (https?://\S+)`)
 	bannerToken = regexp.MustCompile(`export SLUICE_TOKEN=(\S+)`)
 )
 
@@ -213,5 +214,51 @@ func TestServeProcessBadStoreFailsClearly(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(string(out), "unknown scheme") {
 		t.Fatalf("bad store: %v\n%s", err, out)
+	}
+}
+
+// In one process, deleting a topic or regenerating a key applies to publishing
+// at once, not after the configuration poll.
+func TestServeProcessAdminChangesApplyAtOnce(t *testing.T) {
+	s := startServe(t, []string{"SLUICE_TOKEN=tok"}, "--store", t.TempDir(), "--watch-every", "1h")
+	if code, body := s.do(t, "PUT", "/api/topics/orders", "tok", `{"name":"orders"}`); code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	keys := func() (k1, k2 string) {
+		_, body := s.do(t, "POST", "/api/topics/orders/listKeys", "tok", "")
+		var k struct{ Key1, Key2 string }
+		_ = json.Unmarshal([]byte(body), &k)
+		return k.Key1, k.Key2
+	}
+	publish := func(key string) int {
+		req, _ := http.NewRequest("POST", s.base+"/topics/orders/api/events", strings.NewReader(`[{"specversion":"1.0","id":"1","source":"/s","type":"t"}]`))
+		req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+		req.Header.Set("aeg-sas-key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	_, old2 := keys()
+	if code := publish(old2); code != 200 {
+		t.Fatalf("publish with key2: %d", code)
+	}
+	if code, body := s.do(t, "POST", "/api/topics/orders/regenerateKey", "tok", `{"keyName":"key2"}`); code != 200 {
+		t.Fatalf("regenerate: %d %s", code, body)
+	}
+	if code := publish(old2); code != 401 {
+		t.Fatalf("old key2 right after regeneration: %d, want 401", code)
+	}
+	k1, _ := keys()
+	if code, _ := s.do(t, "DELETE", "/api/topics/orders", "tok", ""); code != 200 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code := publish(k1); code != 404 {
+		t.Fatalf("publish right after delete: %d, want 404", code)
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatal(err)
 	}
 }

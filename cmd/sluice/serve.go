@@ -203,6 +203,13 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prom, promhttp.HandlerOpts{}))
 	topics := ingest.NewTopics(reg)
 	topics.OnGone = elog.Forget
+	reg.OnChange = func(ctx context.Context) {
+		// This process's own admin changes (a deleted topic, a regenerated
+		// key) apply to its ingest at once, not at the next poll.
+		if s, err := reg.Snapshot(ctx); err == nil {
+			topics.Update(s)
+		}
+	}
 	if cfg.has("ingest") {
 		ih, err := ingest.New(elog, topics, cfg.Ingest, ingest.NewMetrics(prom), c.log)
 		if err != nil {
