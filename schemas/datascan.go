@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 )
@@ -18,6 +19,9 @@ func checkData(raw []byte, path string, depth, limit int) (field, msg string, ok
 	field = path
 	for _, seg := range s.stack {
 		if seg.isKey {
+			if seg.raw != nil {
+				seg.key = unquote(seg.raw)
+			}
 			field = fieldPath(field, seg.key)
 		} else {
 			field = indexPath(field, seg.idx)
@@ -36,7 +40,8 @@ type dataScan struct {
 
 type dataSeg struct {
 	isKey bool
-	key   string
+	key   string // decoded, once known
+	raw   []byte // the key as written (quoted), decoded only for an error path
 	idx   int
 }
 
@@ -57,7 +62,8 @@ func (s *dataScan) value(depth int) bool {
 	switch s.b[s.i] {
 	case '{':
 		s.i++
-		var keys []string // objects are small: a linear search beats a map
+		var buf [8][]byte
+		keys := buf[:0] // objects are small: a linear search beats a map
 		for n := 0; ; n++ {
 			s.ws()
 			if s.b[s.i] == '}' {
@@ -70,8 +76,8 @@ func (s *dataScan) value(depth int) bool {
 			}
 			key := s.str()
 			for _, k := range keys {
-				if k == key {
-					s.stack = append(s.stack, dataSeg{isKey: true, key: key})
+				if bytes.Equal(k, key) {
+					s.stack = append(s.stack, dataSeg{isKey: true, key: unquote(key)})
 					s.msg = "duplicate key"
 					return false
 				}
@@ -79,7 +85,7 @@ func (s *dataScan) value(depth int) bool {
 			keys = append(keys, key)
 			s.ws()
 			s.i++ // ':'
-			s.stack = append(s.stack, dataSeg{isKey: true, key: key})
+			s.stack = append(s.stack, dataSeg{isKey: true, raw: key})
 			if !s.value(depth + 1) {
 				return false
 			}
@@ -117,21 +123,25 @@ func (s *dataScan) value(depth int) bool {
 	}
 }
 
-// str scans a string and returns its value (decoded only if it has escapes).
-func (s *dataScan) str() string {
-	start := s.i + 1
-	escaped := false
-	for s.i = start; s.b[s.i] != '"'; s.i++ {
+// str scans a string and returns it as written, quotes included, so that
+// keys compare without allocating. Keys spelled with different escapes for
+// the same text ("a" and "\u0061") compare unequal here; decoders treat
+// them as one key, so such an event is accepted with a duplicate that
+// later readers resolve as encoding/json does (the last one wins).
+func (s *dataScan) str() []byte {
+	start := s.i
+	for s.i++; s.b[s.i] != '"'; s.i++ {
 		if s.b[s.i] == '\\' {
-			escaped = true
 			s.i++
 		}
 	}
 	s.i++
-	if !escaped {
-		return string(s.b[start : s.i-1])
-	}
+	return s.b[start:s.i]
+}
+
+// unquote decodes a JSON string known to be valid.
+func unquote(raw []byte) string {
 	var v string
-	_ = json.Unmarshal(s.b[start-1:s.i], &v) // valid JSON: cannot fail
+	_ = json.Unmarshal(raw, &v)
 	return v
 }
