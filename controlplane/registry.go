@@ -227,6 +227,30 @@ func busyError(kind, name string, err error) error {
 		WithCause(fmt.Errorf("%w: %w", objectlog.ErrConflict, err))
 }
 
+// write stores *rec at key: compare-and-swap against curVer if the object
+// exists, create-if-absent if not. A write reported lost that in fact landed
+// (an ambiguous retry; writeID is among the object's recent writes) counts
+// as done, and *rec becomes what is stored.
+func (r *Registry) write(ctx context.Context, key string, exists bool, curVer objectlog.Version, rec any, writeID string) (objectlog.Version, error) {
+	data := mustJSON(rec)
+	var v objectlog.Version
+	var err error
+	if exists {
+		v, err = r.store.PutIfMatch(ctx, key, data, curVer)
+	} else {
+		v, err = r.store.PutIfAbsent(ctx, key, data)
+	}
+	if err != nil && lost(err) {
+		if now, lv, ok := r.landed(ctx, key, writeID); ok {
+			if derr := json.Unmarshal(now, rec); derr != nil {
+				return "", fmt.Errorf("decode %s: %w", key, derr)
+			}
+			return lv, nil
+		}
+	}
+	return v, err
+}
+
 // changed bumps the generation after a change. A failure is logged, not
 // returned: the change itself is durable, and Watch's periodic resync
 // will pick it up.

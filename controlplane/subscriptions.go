@@ -144,21 +144,7 @@ func (r *Registry) PutSubscription(ctx context.Context, topic string, s schemas.
 			return schemas.Subscription{}, false, err
 		}
 
-		data := mustJSON(rec)
-		var v objectlog.Version
-		if found {
-			v, err = r.store.PutIfMatch(ctx, key, data, curVer)
-		} else {
-			v, err = r.store.PutIfAbsent(ctx, key, data)
-		}
-		if err != nil && lost(err) {
-			if now, lv, ok := r.landed(ctx, key, writeID); ok {
-				if derr := json.Unmarshal(now, &rec); derr != nil {
-					return schemas.Subscription{}, false, fmt.Errorf("decode %s: %w", key, derr)
-				}
-				v, err = lv, nil
-			}
-		}
+		v, err := r.write(ctx, key, found, curVer, &rec, writeID)
 		if err == nil {
 			// A topic deleted (or recreated) while this was written
 			// would leave the subscription invisible: say so.

@@ -104,21 +104,7 @@ func (r *Registry) PutTopic(ctx context.Context, t schemas.Topic, ifMatch string
 			return schemas.Topic{}, false, err
 		}
 
-		data := mustJSON(rec)
-		var v objectlog.Version
-		if exists {
-			v, err = r.store.PutIfMatch(ctx, key, data, curVer)
-		} else {
-			v, err = r.store.PutIfAbsent(ctx, key, data)
-		}
-		if err != nil && lost(err) {
-			if now, lv, ok := r.landed(ctx, key, writeID); ok {
-				if derr := json.Unmarshal(now, &rec); derr != nil {
-					return schemas.Topic{}, false, fmt.Errorf("decode %s: %w", key, derr)
-				}
-				v, err = lv, nil
-			}
-		}
+		v, err := r.write(ctx, key, exists, curVer, &rec, writeID)
 		if err == nil {
 			r.changed(ctx)
 			return r.topicOut(rec, v), !exists, nil

@@ -5,9 +5,10 @@
 // A request is handled whole or not at all: it is read (up to the request
 // limit), authenticated, and every event is parsed and validated before
 // anything is appended, so a rejected request stores nothing. Accepted events
-// go to partitions (by the CloudEvents partitionkey extension, else one
-// partition per request, round robin) and are appended through the log's
-// group commit; the answer waits for every partition's commit.
+// go to partitions (by the CloudEvents partitionkey extension, else to the
+// partition of the current 10 ms time slice, rotating) and are appended
+// through the log's group commit; the answer waits for every partition's
+// commit.
 package ingest
 
 import (
@@ -20,7 +21,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -67,8 +67,11 @@ type Handler struct {
 	metrics *Metrics
 	logger  zerolog.Logger
 	now     func() time.Time
-	rr      atomic.Uint64
 }
+
+// keylessSlice is how long events without a partition key keep going to
+// one partition before the next takes over.
+const keylessSlice = 10 * time.Millisecond
 
 // New returns the publish handler. metrics may be nil.
 func New(l *objectlog.Log, topics TopicLookup, cfg Config, metrics *Metrics, logger zerolog.Logger) (*Handler, error) {
@@ -190,7 +193,11 @@ func (h *Handler) append(ctx context.Context, topic schemas.Topic, events []sche
 	if parts < 1 {
 		parts = 1
 	}
-	keyless := int(h.rr.Add(1) % uint64(parts))
+	// Keyless events rotate over the partitions by time slice, not per
+	// request: requests arriving together share one partition's group
+	// commit (fewer, larger segments; on a directory store, fewer fsyncs per
+	// event), and over any second every partition gets its share.
+	keyless := int(uint64(h.now().UnixNano()/int64(keylessSlice)) % uint64(parts))
 	byPart := map[int][]objectlog.Record{}
 	now := h.now()
 	for _, e := range events {

@@ -18,8 +18,8 @@ import (
 )
 
 // Publishers under load while `sluice serve` is killed with SIGKILL at
-// random instants, many times: every event that got a 200 is in the log
-// afterwards, once, and the log reads back whole.
+// random instants, many times, and finally stopped with SIGTERM: every event
+// that got a 200 is in the log afterwards, once, and the log reads back whole.
 func TestIngestSurvivesKill9(t *testing.T) {
 	for _, b := range []struct {
 		name string
@@ -48,7 +48,11 @@ func TestIngestSurvivesKill9(t *testing.T) {
 					}
 					key = k.Key1
 				}
-				got := publishUntilKilled(t, s, key, cycle, time.Duration(200+rng.Intn(400))*time.Millisecond)
+				sig := syscall.SIGKILL
+				if cycle == cycles-1 {
+					sig = syscall.SIGTERM // the last stop is graceful, under the same load
+				}
+				got := publishUntilStopped(t, s, key, cycle, time.Duration(200+rng.Intn(400))*time.Millisecond, sig)
 				acked = append(acked, got...)
 			}
 			if len(acked) == 0 {
@@ -69,9 +73,11 @@ func TestIngestSurvivesKill9(t *testing.T) {
 	}
 }
 
-// publishUntilKilled runs 8 publishers against s, kills s with SIGKILL after
-// d, and returns the ids of events whose request got a 200.
-func publishUntilKilled(t *testing.T, s *server, key string, cycle int, d time.Duration) []string {
+// publishUntilStopped runs 8 publishers against s, sends s sig after d, and
+// returns the ids of events whose request got a 200. After SIGTERM the
+// server must exit 0 (it drains in-flight publishes, acknowledging only
+// what it committed).
+func publishUntilStopped(t *testing.T, s *server, key string, cycle int, d time.Duration, sig syscall.Signal) []string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -107,10 +113,13 @@ func publishUntilKilled(t *testing.T, s *server, key string, cycle int, d time.D
 		}()
 	}
 	time.Sleep(d) // the kill lands at a random point of a steady publish stream
-	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := s.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	<-s.done
+	err := <-s.done
+	if sig == syscall.SIGTERM && err != nil {
+		t.Errorf("graceful stop under load: %v, want exit 0\n%s", err, s.output())
+	}
 	cancel()
 	wg.Wait()
 	return acked
