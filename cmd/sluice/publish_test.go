@@ -208,7 +208,7 @@ func TestPublishEventGridFromStdinAndTail(t *testing.T) {
 	if err := root.Execute(); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
-	mustContain(t, "publish stderr", stderr.String(), "published 3 events to legacy in 1 requests")
+	mustContain(t, "publish stderr", stderr.String(), "published 3 events to legacy in 1 request")
 
 	events := s.tailJSON(t, "legacy")
 	if len(events) != 3 {
