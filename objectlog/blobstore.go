@@ -23,8 +23,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	gcaws "gocloud.dev/aws"
 	"gocloud.dev/blob"
+	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/grpc/codes"
@@ -33,7 +36,6 @@ import (
 	// The schemes newBlobDriver opens.
 	_ "gocloud.dev/blob/azureblob"
 	_ "gocloud.dev/blob/gcsblob"
-	_ "gocloud.dev/blob/s3blob"
 )
 
 // blobDriver is the Driver for cloud object stores (S3 and S3-compatible
@@ -103,7 +105,13 @@ func newBlobDriver(ctx context.Context, u *url.URL) (Driver, error) {
 		// Always a "directory": prefix=sluice roots keys at sluice/..., never sluice....
 		prefix += "/"
 	}
-	b, err := blob.OpenBucket(ctx, u2.String())
+	var b *blob.Bucket
+	var err error
+	if d.kind == blobS3 {
+		b, err = openS3(ctx, &u2)
+	} else {
+		b, err = blob.OpenBucket(ctx, u2.String())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", u.Redacted(), err)
 	}
@@ -116,6 +124,51 @@ func newBlobDriver(ctx context.Context, u *url.URL) (Driver, error) {
 	}
 	d.b = b
 	return d, nil
+}
+
+// openS3 opens an s3:// URL as gocloud's s3blob URL opener does (the same
+// query parameters), but with the AWS SDK's own retries off: Store retries
+// transient failures itself and counts every request it makes, so that the
+// request counts (what S3 bills) are exact, and a retried conditional PUT is
+// one the Store knows about.
+func openS3(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+	q := u.Query()
+	var bopts s3blob.Options
+	if v := q.Get("ssetype"); v != "" {
+		q.Del("ssetype")
+		bopts.EncryptionType = s3types.ServerSideEncryption(v)
+	}
+	if v := q.Get("kmskeyid"); v != "" {
+		q.Del("kmskeyid")
+		bopts.KMSEncryptionID = v
+	}
+	opts := []func(*s3.Options){func(o *s3.Options) { o.RetryMaxAttempts = 1 }}
+	for _, p := range []struct {
+		key string
+		set func(o *s3.Options, v bool)
+	}{
+		{"accelerate", func(o *s3.Options, v bool) { o.UseAccelerate = v }},
+		{"disable_https", func(o *s3.Options, v bool) { o.EndpointOptions.DisableHTTPS = v }},
+		{"use_path_style", func(o *s3.Options, v bool) { o.UsePathStyle = v }},
+		{"s3ForcePathStyle", func(o *s3.Options, v bool) { o.UsePathStyle = v }},
+	} {
+		raw := q.Get(p.key)
+		if raw == "" {
+			continue
+		}
+		q.Del(p.key)
+		v, err := strconv.ParseBool(raw)
+		if err != nil {
+			return nil, fmt.Errorf("invalid value %q for %s: want true or false", raw, p.key)
+		}
+		opts = append(opts, func(o *s3.Options) { p.set(o, v) })
+	}
+	cfg, err := gcaws.V2ConfigFromURLParams(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	bopts.RequestChecksumCalculation = cfg.RequestChecksumCalculation
+	return s3blob.OpenBucket(ctx, s3.NewFromConfig(cfg, opts...), u.Host, &bopts)
 }
 
 // Get reads the object in one request and takes its version from that
