@@ -39,8 +39,12 @@ type Config struct {
 }
 
 // LowLatency and LowCost are the two documented ends of the flush trade-off.
+// LowLatency waits 1 ms for company before flushing: measured on a directory
+// store under load, that makes commits larger (fewer fsyncs per event) and
+// so raises throughput by a third and lowers p50 and p99, for at most 1 ms
+// more on an isolated append (docs/benchmarks.md).
 var (
-	LowLatency = Config{FlushInterval: 0, FlushBytes: 4 << 20, HintEvery: 16, TailRefresh: 30 * time.Second, PollMin: 5 * time.Millisecond, PollMax: time.Second, OrphanGrace: time.Hour}
+	LowLatency = Config{FlushInterval: time.Millisecond, FlushBytes: 4 << 20, HintEvery: 16, TailRefresh: 30 * time.Second, PollMin: 5 * time.Millisecond, PollMax: time.Second, OrphanGrace: time.Hour}
 	LowCost    = Config{FlushInterval: time.Second, FlushBytes: 16 << 20, HintEvery: 64, TailRefresh: 30 * time.Second, PollMin: 50 * time.Millisecond, PollMax: 5 * time.Second, OrphanGrace: time.Hour}
 )
 
