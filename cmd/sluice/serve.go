@@ -157,8 +157,19 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// SIGINT/SIGTERM while starting is a clean stop, not a failure.
+	interrupted := func() bool {
+		if ctx.Err() == nil {
+			return false
+		}
+		c.log.Info().Msg("sluice serve: shutting down: interrupted while starting")
+		return true
+	}
 	store, err := openStore(ctx, cfg.Store)
 	if err != nil {
+		if interrupted() {
+			return nil
+		}
 		return err
 	}
 	defer func() {
@@ -192,6 +203,9 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 	token, created, err := reg.EnsureAdminToken(ctx, os.Getenv(envToken))
 	if err != nil {
 		ln.Close()
+		if interrupted() {
+			return nil
+		}
 		return fmt.Errorf("admin token: %w", err)
 	}
 

@@ -80,7 +80,7 @@ func TestServeRunsUntilCancelled(t *testing.T) {
 	go func() {
 		done <- serve(ctx, c, serveConfig{Store: "mem://", Addr: "127.0.0.1:0", Roles: []string{"all"}})
 	}()
-	waitLog(t, lines, "store ready")
+	waitLog(t, lines, "listening")
 	cancel()
 	waitLog(t, lines, "shutting down")
 	if err := <-done; err != nil {
@@ -93,5 +93,16 @@ func TestServeBadStore(t *testing.T) {
 	err := serve(t.Context(), c, serveConfig{Store: "nope://x", Roles: []string{"all"}})
 	if err == nil || !strings.Contains(err.Error(), "cannot open store") {
 		t.Fatalf("serve with a bad store URL: %v, want a cannot open store error", err)
+	}
+}
+
+// An interrupt while serve is still starting is a clean stop, not an error.
+func TestServeCancelledWhileStarting(t *testing.T) {
+	lines := make(logLines, 1024)
+	c := &cli{log: zerolog.New(lines), stderr: io.Discard}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := serve(ctx, c, serveConfig{Store: "mem://", Addr: "127.0.0.1:0", Roles: []string{"all"}}); err != nil {
+		t.Fatalf("serve with a cancelled context: %v, want a clean stop", err)
 	}
 }
