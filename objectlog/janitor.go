@@ -108,6 +108,9 @@ func (j *Janitor) Collect(ctx context.Context, topic string, partition int, rete
 	expiring := true
 	for _, ref := range refs {
 		c, err := j.checkpoint(ctx, ref)
+		if errors.Is(err, ErrNotFound) {
+			continue // only expiry deletes checkpoints: another janitor got there first
+		}
 		if err != nil {
 			return rep, err
 		}
@@ -138,6 +141,9 @@ func (j *Janitor) Collect(ctx context.Context, topic string, partition int, rete
 	}
 	for s := from; tail.ok && s <= tail.last.Seq; s++ {
 		e, err := j.entry(ctx, k, s)
+		if errors.Is(err, ErrNotFound) {
+			continue // expired by another janitor since we listed the checkpoints
+		}
 		if err != nil {
 			return rep, err
 		}
