@@ -251,6 +251,22 @@ func (r *Registry) write(ctx context.Context, key string, exists bool, curVer ob
 	return v, err
 }
 
+// writeFailed says what a failed write of a resource means: the error to
+// return, or nil when the write lost a race it may simply try again.
+func writeFailed(kind, name string, err error, createOnly bool, ifMatch string, attempt int) error {
+	switch {
+	case !lost(err):
+		return fmt.Errorf("write %s %q: %w", kind, name, err)
+	case createOnly:
+		return apierr.Conflict(fmt.Sprintf("%s %q already exists", kind, name)).WithCause(err)
+	case ifMatch != "":
+		return staleError(kind, name, ifMatch)
+	case attempt == maxWriteAttempts:
+		return busyError(kind, name, err)
+	}
+	return nil
+}
+
 // changed bumps the generation after a change. A failure is logged, not
 // returned: the change itself is durable, and Watch's periodic resync
 // will pick it up.

@@ -158,15 +158,8 @@ func (r *Registry) PutSubscription(ctx context.Context, topic string, s schemas.
 			r.changed(ctx)
 			return subscriptionOut(rec, v, !exists), !exists, nil
 		}
-		switch {
-		case !lost(err):
-			return schemas.Subscription{}, false, fmt.Errorf("write subscription %q: %w", s.Name, err)
-		case createOnly:
-			return schemas.Subscription{}, false, apierr.Conflict(fmt.Sprintf("event subscription %q already exists", s.Name)).WithCause(err)
-		case ifMatch != "":
-			return schemas.Subscription{}, false, staleError("event subscription", s.Name, ifMatch)
-		case attempt == maxWriteAttempts:
-			return schemas.Subscription{}, false, busyError("event subscription", s.Name, err)
+		if err := writeFailed("event subscription", s.Name, err, createOnly, ifMatch, attempt); err != nil {
+			return schemas.Subscription{}, false, err
 		}
 		if err := pause(ctx, attempt); err != nil {
 			return schemas.Subscription{}, false, err

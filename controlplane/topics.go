@@ -109,15 +109,8 @@ func (r *Registry) PutTopic(ctx context.Context, t schemas.Topic, ifMatch string
 			r.changed(ctx)
 			return r.topicOut(rec, v), !exists, nil
 		}
-		switch {
-		case !lost(err):
-			return schemas.Topic{}, false, fmt.Errorf("write topic %q: %w", t.Name, err)
-		case createOnly:
-			return schemas.Topic{}, false, apierr.Conflict(fmt.Sprintf("topic %q already exists", t.Name)).WithCause(err)
-		case ifMatch != "":
-			return schemas.Topic{}, false, staleError("topic", t.Name, ifMatch)
-		case attempt == maxWriteAttempts:
-			return schemas.Topic{}, false, busyError("topic", t.Name, err)
+		if err := writeFailed("topic", t.Name, err, createOnly, ifMatch, attempt); err != nil {
+			return schemas.Topic{}, false, err
 		}
 		if err := pause(ctx, attempt); err != nil {
 			return schemas.Topic{}, false, err

@@ -209,7 +209,6 @@ func newPartKeys(prefix, topic string, partition int) partKeys {
 func (p partKeys) segment(id string) string { return p.root + "seg/" + id + ".jsonl.zst" }
 func (p partKeys) segPrefix() string        { return p.root + "seg/" }
 func (p partKeys) entry(seq int64) string   { return fmt.Sprintf("%smanifest/%020d.json", p.root, seq) }
-func (p partKeys) manifestPrefix() string   { return p.root + "manifest/" }
 func (p partKeys) ckptPrefix() string       { return p.root + "checkpoint/" }
 func (p partKeys) hint() string             { return p.root + "hint.json" }
 func (p partKeys) low() string              { return p.root + "low.json" }
