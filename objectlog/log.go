@@ -7,7 +7,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -28,9 +30,22 @@ type Config struct {
 	HintEvery int
 	// TailRefresh: a writer idle for longer re-reads the tail before committing.
 	TailRefresh time.Duration
-	// PollMin and PollMax bound how often a following reader looks for a new
-	// entry while idle (it backs off from PollMin to PollMax).
+	// PollMin and PollMax bound how often a partition's following readers
+	// look for a new entry while waiting (one poll serves all of a Log's
+	// readers of the partition; it backs off from PollMin to PollMax).
 	PollMin, PollMax time.Duration
+	// IdleAfter: followers of a partition that found nothing new for this
+	// long stop polling it and wait for a change of log/wake.json, which
+	// writers rewrite before committing to a partition quiet for IdleAfter/2.
+	// An idle deployment then costs one read per WakePoll, however many
+	// partitions it follows.
+	IdleAfter time.Duration
+	// WakePoll is how often log/wake.json is read while any partition is
+	// idle: the extra latency of the first event after a quiet spell.
+	WakePoll time.Duration
+	// ReadCacheBytes bounds the decoded segments a Log's readers share
+	// (0: DefaultReadCacheBytes; negative: no caching).
+	ReadCacheBytes int64
 	// OrphanGrace: the janitor deletes unreferenced segments older than
 	// this; writers never commit a segment older than half of it.
 	OrphanGrace time.Duration
@@ -44,9 +59,15 @@ type Config struct {
 // so raises throughput by a third and lowers p50 and p99, for at most 1 ms
 // more on an isolated append (docs/benchmarks.md).
 var (
-	LowLatency = Config{FlushInterval: time.Millisecond, FlushBytes: 4 << 20, HintEvery: 16, TailRefresh: 30 * time.Second, PollMin: 5 * time.Millisecond, PollMax: time.Second, OrphanGrace: time.Hour}
-	LowCost    = Config{FlushInterval: time.Second, FlushBytes: 16 << 20, HintEvery: 64, TailRefresh: 30 * time.Second, PollMin: 50 * time.Millisecond, PollMax: 5 * time.Second, OrphanGrace: time.Hour}
+	LowLatency = Config{FlushInterval: time.Millisecond, FlushBytes: 4 << 20, HintEvery: 16, TailRefresh: 30 * time.Second, PollMin: 5 * time.Millisecond, PollMax: time.Second, OrphanGrace: time.Hour,
+		IdleAfter: 5 * time.Second, WakePoll: time.Second, ReadCacheBytes: DefaultReadCacheBytes}
+	LowCost = Config{FlushInterval: time.Second, FlushBytes: 16 << 20, HintEvery: 64, TailRefresh: 30 * time.Second, PollMin: 50 * time.Millisecond, PollMax: 5 * time.Second, OrphanGrace: time.Hour,
+		IdleAfter: 5 * time.Second, WakePoll: time.Second, ReadCacheBytes: DefaultReadCacheBytes}
 )
+
+// DefaultReadCacheBytes holds a few hundred typical segments: enough for
+// every subscription of a busy topic to read the same recent ones once.
+const DefaultReadCacheBytes = 64 << 20
 
 // DefaultConfig is LowLatency: right for a directory or a MinIO you run,
 // where requests cost nothing. Choose LowCost for S3, GCS and Azure.
@@ -58,6 +79,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.FlushBytes, "flush-bytes", c.FlushBytes, "flush a segment early once this many bytes are pending")
 	fs.IntVar(&c.HintEvery, "hint-every", c.HintEvery, "rewrite the tail hint every N commits")
 	fs.DurationVar(&c.PollMax, "poll-max", c.PollMax, "longest wait between polls of an idle partition")
+	fs.DurationVar(&c.IdleAfter, "idle-after", c.IdleAfter, "stop polling a partition quiet for this long; wait for a writer's wake-up instead")
+	fs.DurationVar(&c.WakePoll, "wake-poll", c.WakePoll, "how often to look for a writer's wake-up while partitions are idle")
+	fs.Int64Var(&c.ReadCacheBytes, "read-cache-bytes", c.ReadCacheBytes, "memory for decoded segments shared by readers (0: default, negative: none)")
 }
 
 // Validate reports the first setting that cannot work.
@@ -71,6 +95,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("log config: hint every must be at least 1, got %d", c.HintEvery)
 	case c.PollMin <= 0 || c.PollMax < c.PollMin:
 		return fmt.Errorf("log config: need 0 < poll min (%v) <= poll max (%v)", c.PollMin, c.PollMax)
+	case c.IdleAfter <= 0:
+		return fmt.Errorf("log config: idle after must be positive, got %v", c.IdleAfter)
+	case c.WakePoll <= 0:
+		return fmt.Errorf("log config: wake poll must be positive, got %v", c.WakePoll)
 	case c.OrphanGrace < time.Minute:
 		return fmt.Errorf("log config: orphan grace %v is shorter than a minute; commits in progress would lose their segments", c.OrphanGrace)
 	case c.Prefix != "" && c.Prefix[len(c.Prefix)-1] != '/':
@@ -96,6 +124,12 @@ type Log struct {
 		closed  bool
 	}
 	wg sync.WaitGroup
+
+	cache  *readCache // shared by all readers
+	follow *followers // shared waiting at partition tails
+
+	wakes        atomic.Int64 // wake writes, numbering their bodies
+	wakeFailures atomic.Int64
 }
 
 type partID struct {
@@ -111,7 +145,11 @@ func NewLog(store *Store, cfg Config) (*Log, error) {
 	if cfg.WriterID == "" {
 		cfg.WriterID = ulid.MustNew(ulid.Now(), rand.Reader).String()
 	}
-	l := &Log{store: store, cfg: cfg}
+	if cfg.ReadCacheBytes == 0 {
+		cfg.ReadCacheBytes = DefaultReadCacheBytes
+	}
+	l := &Log{store: store, cfg: cfg, cache: newReadCache(cfg.ReadCacheBytes)}
+	l.follow = newFollowers(l)
 	l.mu.writers = map[partID]*partWriter{}
 	l.mu.notify = map[partID]chan struct{}{}
 	return l, nil
@@ -174,6 +212,10 @@ func validatePart(topic string, partition int) error {
 	if topic == "" {
 		return errors.New("empty topic name")
 	}
+	if strings.Contains(topic, ".") {
+		// log/<name>.json keys (log/wake.json) are the log's own.
+		return fmt.Errorf("%w: topic %q: names must not contain '.'", ErrInvalidKey, topic)
+	}
 	return ValidateKey("log/" + topic + "/0")
 }
 
@@ -200,8 +242,10 @@ func (l *Log) writer(topic string, partition int) (*partWriter, error) {
 // Forget drops what this Log knows about a topic's partitions, for when the
 // topic was deleted or re-created (perhaps by another process): the next
 // append re-reads the tail instead of continuing from a sequence number that
-// no longer exists. Appends queued at that moment fail with ErrClosed.
+// no longer exists, and readers stop being served the old topic's cached
+// entries and segments. Appends queued at that moment fail with ErrClosed.
 func (l *Log) Forget(topic string) {
+	l.cache.forget(topic)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for id, w := range l.mu.writers {
@@ -265,6 +309,17 @@ func (l *Log) readEntry(ctx context.Context, k partKeys, seq int64) (Entry, erro
 		return Entry{}, fmt.Errorf("manifest entry %d says it is entry %d", seq, e.Seq)
 	}
 	return e, nil
+}
+
+// cachedEntry is readEntry through the readers' shared cache.
+func (l *Log) cachedEntry(ctx context.Context, id partID, seq int64) (Entry, error) {
+	e, fetched, err := l.cache.entries.get(ctx, entryKey{id, seq}, func(ctx context.Context) (Entry, error) {
+		return l.readEntry(ctx, l.keys(id.topic, id.partition), seq)
+	})
+	if err == nil && fetched {
+		l.follow.saw(id, seq)
+	}
+	return e, err
 }
 
 func (l *Log) readJSON(ctx context.Context, key string, v any) error {

@@ -11,7 +11,9 @@ import (
 
 // Reader reads one partition in offset order, each committed event once.
 // Position it with one of the Seek methods, then call Next. A Reader is not
-// safe for concurrent use.
+// safe for concurrent use. Readers of one Log share a cache of entries and
+// segments and, when following, one poll per partition tail: many Readers
+// of a partition cost about what one does.
 type Reader struct {
 	l  *Log
 	id partID
@@ -20,10 +22,9 @@ type Reader struct {
 	follow bool
 
 	next     int64   // the manifest entry to read when pending runs out
-	pending  []Event // events of the current segment not yet returned
+	pending  []Event // events of the current segment not yet returned (shared with the cache: read only)
 	offset   int64   // offset of the next event Next returns
 	seeked   bool
-	poll     time.Duration
 	lastRead time.Time // when an entry was last found (monotonic)
 	lowAt    time.Time // when low.json was last consulted
 	skipped  int64
@@ -36,7 +37,7 @@ func (l *Log) NewReader(topic string, partition int) (*Reader, error) {
 		return nil, err
 	}
 	id := partID{topic, partition}
-	return &Reader{l: l, id: id, k: l.keys(topic, partition), poll: l.cfg.PollMin}, nil
+	return &Reader{l: l, id: id, k: l.keys(topic, partition)}, nil
 }
 
 // Follow makes Next wait for new events at the tail instead of returning io.EOF.
@@ -48,7 +49,15 @@ func (r *Reader) Offset() int64 { return r.offset }
 // Skipped counts events retention deleted before this reader got to them.
 func (r *Reader) Skipped() int64 { return r.skipped }
 
+// Buffered is how many events Next returns without a store request or a
+// wait: the rest of the segment it is reading. A caller batching events can
+// take these and stop there, rather than block for more.
+func (r *Reader) Buffered() int { return len(r.pending) }
+
 func (r *Reader) position(seq int64, events []Event, offset int64) {
+	if len(events) == 0 {
+		events = nil // an empty tail of a slice would still pin the whole segment
+	}
 	r.next, r.pending, r.offset, r.seeked = seq, events, offset, true
 	r.lastRead = time.Now()
 }
@@ -122,7 +131,7 @@ func (r *Reader) SeekOffset(ctx context.Context, off int64) error {
 	e := t.last
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		m, err := r.l.readEntry(ctx, r.k, mid)
+		m, err := r.l.cachedEntry(ctx, r.id, mid)
 		if err != nil {
 			return fmt.Errorf("seek offset %d: %w", off, err)
 		}
@@ -137,7 +146,7 @@ func (r *Reader) SeekOffset(ctx context.Context, off int64) error {
 		e = m
 	}
 	if e.Seq != lo {
-		if e, err = r.l.readEntry(ctx, r.k, lo); err != nil {
+		if e, err = r.l.cachedEntry(ctx, r.id, lo); err != nil {
 			return fmt.Errorf("seek offset %d: %w", off, err)
 		}
 	}
@@ -159,7 +168,7 @@ func (r *Reader) SeekTime(ctx context.Context, t time.Time) error {
 	}
 	scan := func(from, to int64) (Entry, bool, error) { // entries [from, to), to<0: up to the tail
 		for s := from; to < 0 || s < to; s++ {
-			e, err := r.l.readEntry(ctx, r.k, s)
+			e, err := r.l.cachedEntry(ctx, r.id, s)
 			if errors.Is(err, ErrNotFound) && to < 0 {
 				return Entry{}, false, nil
 			}
@@ -211,7 +220,7 @@ func (r *Reader) SeekTime(ctx context.Context, t time.Time) error {
 
 // positionIn positions at the first event of entry e for which keep is true.
 func (r *Reader) positionIn(ctx context.Context, e Entry, keep func(Event) bool) error {
-	events, err := r.l.readSegment(ctx, e)
+	events, err := r.l.cachedSegment(ctx, r.id, e)
 	if err != nil {
 		return err
 	}
@@ -226,8 +235,11 @@ func (r *Reader) positionIn(ctx context.Context, e Entry, keep func(Event) bool)
 }
 
 // Next returns the next event. At the tail it returns io.EOF, or, when
-// following, waits (polling with backoff, waking at once on a commit by this
-// process) until an event is committed or ctx ends.
+// following, waits (with the Log's other followers of the partition: one
+// poll for all, at once on a commit by this process, and once the partition
+// has been quiet for IdleAfter, on a writer's wake-up) until an event is
+// committed or ctx ends. The event's Data is shared with other readers and
+// must not be modified.
 func (r *Reader) Next(ctx context.Context) (Event, error) {
 	if !r.seeked {
 		if err := r.SeekEarliest(ctx); err != nil {
@@ -236,9 +248,31 @@ func (r *Reader) Next(ctx context.Context) (Event, error) {
 	}
 	for len(r.pending) == 0 {
 		signal := r.l.commitSignal(r.id)
-		e, err := r.l.readEntry(ctx, r.k, r.next)
+		var (
+			e   Entry
+			err = ErrNotFound
+		)
+		if !r.follow || !r.l.follow.knownMissing(r.id, r.next) {
+			e, err = r.l.cachedEntry(ctx, r.id, r.next)
+		}
 		if err == nil {
-			events, err := r.l.readSegment(ctx, e)
+			events, err := r.l.cachedSegment(ctx, r.id, e)
+			if errors.Is(err, ErrNotFound) {
+				// Retention deleted it since the entry was read (perhaps long
+				// ago, into the cache): the entry is gone too.
+				r.l.cache.entries.remove(entryKey{r.id, e.Seq})
+				low, lerr := r.l.low(ctx, r.k)
+				if lerr != nil {
+					return Event{}, lerr
+				}
+				r.lowAt = time.Now()
+				if e.Seq >= low.Seq {
+					return Event{}, err
+				}
+				r.skipped += low.Offset - r.offset
+				r.next, r.offset = low.Seq, low.Offset
+				continue
+			}
 			if err != nil {
 				return Event{}, err
 			}
@@ -246,7 +280,6 @@ func (r *Reader) Next(ctx context.Context) (Event, error) {
 				r.skipped += e.FirstOffset - r.offset
 			}
 			r.position(e.Seq+1, events, e.FirstOffset)
-			r.poll = r.l.cfg.PollMin
 			break
 		}
 		if !errors.Is(err, ErrNotFound) {
@@ -269,21 +302,32 @@ func (r *Reader) Next(ctx context.Context) (Event, error) {
 		if !r.follow {
 			return Event{}, io.EOF
 		}
-		t := time.NewTimer(r.poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return Event{}, ctx.Err()
-		case <-signal:
-		case <-t.C:
-			r.poll = min(2*r.poll, r.l.cfg.PollMax)
+		low, err := r.l.follow.await(ctx, r.id, r.k, r.next, r.lastRead, signal)
+		if err != nil {
+			return Event{}, err
 		}
-		t.Stop()
+		if low != nil && r.next < low.Seq {
+			r.lowAt = time.Now()
+			r.skipped += low.Offset - r.offset
+			r.next, r.offset = low.Seq, low.Offset
+		}
 	}
 	ev := r.pending[0]
 	r.pending = r.pending[1:]
+	if len(r.pending) == 0 {
+		r.pending = nil // let the cache's eviction free the segment
+	}
 	r.offset = ev.Offset + 1
 	return ev, nil
+}
+
+// cachedSegment is readSegment through the readers' shared cache.
+func (l *Log) cachedSegment(ctx context.Context, id partID, e Entry) ([]Event, error) {
+	s, _, err := l.cache.segments.get(ctx, segmentKey{id, e.Seq, e.Segment}, func(ctx context.Context) (decodedSegment, error) {
+		events, err := l.readSegment(ctx, e)
+		return newDecodedSegment(events), err
+	})
+	return s.events, err
 }
 
 // readSegment fetches a committed segment and verifies its checksum.

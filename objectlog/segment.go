@@ -23,10 +23,13 @@ type Record struct {
 	Time time.Time
 }
 
-// Event is a record read back from the log, with its offset.
+// Event is a record read back from the log, with its offset and the time
+// its manifest entry was committed: when it was published, by the clock of
+// the writer (the producer's event time is in Data).
 type Event struct {
-	Offset int64
-	Data   []byte
+	Offset    int64
+	Data      []byte
+	Committed time.Time
 }
 
 // ErrChecksum means a segment's bytes do not match its manifest entry.
@@ -127,7 +130,7 @@ func decodeSegment(data []byte, e Entry) ([]Event, error) {
 		if i < 0 {
 			return nil, fmt.Errorf("segment %s: last line has no newline", e.Segment)
 		}
-		events = append(events, Event{Offset: e.FirstOffset + int64(len(events)), Data: raw[:i:i]})
+		events = append(events, Event{Offset: e.FirstOffset + int64(len(events)), Data: raw[:i:i], Committed: e.CommittedAt})
 		raw = raw[i+1:]
 	}
 	if len(events) != e.Events {

@@ -24,6 +24,14 @@ import (
 // Only after the manifest entry exists are the batch's appends answered.
 // A segment whose commit failed is never deleted here: the commit may have
 // landed after all; the janitor removes true orphans after a grace period.
+//
+// Idle readers poll no manifest; they wait for log/wake.json to change. So a
+// commit must follow, by at most IdleAfter/2, a wake write or this writer's
+// previous commit to the partition (which any active reader sees, and then
+// stays active for IdleAfter). The writer keeps the time it last had such a
+// guarantee; when that is older than IdleAfter/2 it PUTs wake.json alongside
+// the segment, and when a slow commit ends more than IdleAfter/2 after it,
+// once more after the commit (doc.go has the argument).
 type partWriter struct {
 	l  *Log
 	id partID
@@ -40,6 +48,8 @@ type partWriter struct {
 	cold      bool      // pos came from resolving the tail, not from our own commit
 	commits   int
 	rangeSeen map[int64]Entry // entries of recent checkpoint ranges this writer has seen
+	covered   time.Time       // start of the last wake write or winning manifest PUT (monotonic; zero: none)
+	rewake    bool            // the last commit attempt ended too long after covered: wake readers again
 
 	bg sync.WaitGroup // hint and checkpoint writes
 }
@@ -138,6 +148,13 @@ func (w *partWriter) flush(batch []*appendReq) {
 	if err == nil {
 		w.l.committed(w.id)
 	}
+	if w.rewake {
+		// After the answers: only readers in other processes are waiting for it.
+		w.rewake = false
+		if start := time.Now(); w.l.writeWake(ctx) == nil {
+			w.covered = start
+		}
+	}
 }
 
 func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
@@ -147,15 +164,42 @@ func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
 		return Entry{}, err
 	}
 	segKey := w.k.segment(ulid.MustNew(ulid.Now(), rand.Reader).String())
+	half := w.l.cfg.IdleAfter / 2
+	var woke chan error
+	wakeStart := time.Now()
+	if w.covered.IsZero() || wakeStart.Sub(w.covered) > half {
+		woke = make(chan error, 1)
+		go func() { woke <- w.l.writeWake(ctx) }()
+	}
 	written := time.Now()
 	if _, err := store.PutIfAbsent(ctx, segKey, data); err != nil && !errors.Is(err, ErrPreconditionFailed) {
 		// ErrPreconditionFailed can only mean an earlier attempt of this very
 		// PUT landed: the name is a fresh ULID.
 		return Entry{}, fmt.Errorf("write segment: %w", err)
 	}
+	if woke != nil && <-woke == nil {
+		w.covered = wakeStart
+	}
+	cover := w.covered
+	e, putStart, attempted, err := w.commitEntry(ctx, segKey, data, sum, written)
+	if attempted && (cover.IsZero() || time.Since(cover) > half) {
+		// The entry may be visible (even if err says otherwise) longer than
+		// IdleAfter/2 after the last guarantee.
+		w.rewake = true
+	}
+	if err == nil {
+		w.covered = putStart
+	}
+	return e, err
+}
+
+// commitEntry creates the manifest entry for a written segment. putStart is
+// when the winning PUT started; attempted says whether any PUT was tried.
+func (w *partWriter) commitEntry(ctx context.Context, segKey string, data []byte, sum segmentSummary, written time.Time) (_ Entry, putStart time.Time, attempted bool, _ error) {
+	store := w.l.store
 	if !w.known || time.Since(w.knownAt) > w.l.cfg.TailRefresh {
 		if err := w.resolveTail(ctx); err != nil {
-			return Entry{}, err
+			return Entry{}, putStart, attempted, err
 		}
 	}
 	e := Entry{
@@ -166,9 +210,10 @@ func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
 	for {
 		if age := time.Since(written); age > w.l.cfg.OrphanGrace/2 {
 			// The janitor may treat a segment this old as an orphan.
-			return Entry{}, fmt.Errorf("segment %s was written %v ago, too long to commit safely", segKey, age.Round(time.Second))
+			return Entry{}, putStart, attempted, fmt.Errorf("segment %s was written %v ago, too long to commit safely", segKey, age.Round(time.Second))
 		}
 		e.Seq, e.FirstOffset, e.CommittedAt = w.pos.next, w.pos.nextOffset, time.Now().UTC()
+		putStart, attempted = time.Now(), true
 		_, err := store.PutIfAbsent(ctx, w.k.entry(e.Seq), mustJSON(e))
 		if err == nil || errors.Is(err, ErrPreconditionFailed) {
 			won := err == nil
@@ -177,7 +222,7 @@ func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
 				other, rerr := w.l.readEntry(ctx, w.k, e.Seq)
 				if rerr != nil {
 					w.known = false
-					return Entry{}, fmt.Errorf("read manifest entry %d after losing it: %w", e.Seq, rerr)
+					return Entry{}, putStart, attempted, fmt.Errorf("read manifest entry %d after losing it: %w", e.Seq, rerr)
 				}
 				if other.Segment == e.Segment {
 					e, won = other, true
@@ -187,7 +232,7 @@ func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
 					if losses%4 == 0 {
 						// Far behind (an idle writer among busy ones): jump, don't walk.
 						if err := w.resolveTail(ctx); err != nil {
-							return Entry{}, err
+							return Entry{}, putStart, attempted, err
 						}
 					}
 					continue
@@ -197,7 +242,7 @@ func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
 				stale, err := w.coveredByCheckpoint(ctx, e.Seq)
 				if err != nil {
 					w.known = false
-					return Entry{}, err
+					return Entry{}, putStart, attempted, err
 				}
 				if stale {
 					// Our tail was so stale that retention had already deleted
@@ -205,10 +250,10 @@ func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
 					// no reader will look at. Remove it and commit at the tail.
 					if err := store.Delete(ctx, w.k.entry(e.Seq)); err != nil {
 						w.known = false
-						return Entry{}, fmt.Errorf("remove stale manifest entry %d: %w", e.Seq, err)
+						return Entry{}, putStart, attempted, fmt.Errorf("remove stale manifest entry %d: %w", e.Seq, err)
 					}
 					if err := w.resolveTail(ctx); err != nil {
-						return Entry{}, err
+						return Entry{}, putStart, attempted, err
 					}
 					continue
 				}
@@ -216,10 +261,10 @@ func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
 			w.observed(e)
 			w.cold = false
 			w.afterCommit(e)
-			return e, nil
+			return e, putStart, attempted, nil
 		}
 		w.known = false
-		return Entry{}, fmt.Errorf("commit manifest entry %d: %w", e.Seq, err)
+		return Entry{}, putStart, attempted, fmt.Errorf("commit manifest entry %d: %w", e.Seq, err)
 	}
 }
 
