@@ -106,7 +106,15 @@ type topicRecord struct {
 type subscriptionRecord struct {
 	Subscription schemas.Subscription `json:"subscription"`
 	TopicUID     string               `json:"topicUid"`
-	Writes       writeIDs             `json:"writes"` // see topicRecord
+	// UID is new each time the subscription is created: delivery state
+	// (cursors, retries) of an earlier subscription of the same name is
+	// recognised by it and not inherited.
+	UID string `json:"uid,omitempty"`
+	// StartOffsets are each partition's tail when the subscription was
+	// created: delivery starts there, so a subscription receives the
+	// events published after it was made, as in Event Grid.
+	StartOffsets []int64  `json:"startOffsets,omitempty"`
+	Writes       writeIDs `json:"writes"` // see topicRecord
 }
 
 // writeIDs are the ids of a record's last writes, newest first. Every write

@@ -125,8 +125,13 @@ func (r *Registry) PutSubscription(ctx context.Context, topic string, s schemas.
 		var writeID string
 		if exists {
 			rec.Writes, writeID = cur.Writes.add()
+			rec.UID, rec.StartOffsets = cur.UID, cur.StartOffsets
 		} else {
 			rec.Writes, writeID = writeIDs(nil).add()
+			rec.UID = newUID()
+			if rec.StartOffsets, err = r.tails(ctx, trec.Topic.Name, trec.Topic.Properties.Partitions); err != nil {
+				return schemas.Subscription{}, false, err
+			}
 		}
 		sub := &rec.Subscription
 		sub.Topic, sub.Version = trec.Topic.Name, ""
@@ -262,9 +267,54 @@ func (r *Registry) DeleteSubscription(ctx context.Context, topic, name string) e
 	if err := r.store.Delete(ctx, subscriptionKey(topic, name)); err != nil {
 		return fmt.Errorf("delete subscription %q: %w", name, err)
 	}
+	// Delivery state (cursors, retries) goes with it; dead letters stay,
+	// they are the record of what was not delivered.
+	if err := r.deleteAll(ctx, WorkPrefix(topic, name)); err != nil {
+		r.Log.Warn().Err(err).Str("subscription", name).Msg("controlplane: subscription deleted; some of its delivery state was not")
+	}
 	if rec.TopicUID != trec.UID {
 		return subscriptionNotFound(topic, name, objectlog.ErrNotFound) // was an orphan
 	}
 	r.changed(ctx)
+	return nil
+}
+
+// WorkPrefix is where dispatch keeps a subscription's delivery state
+// (leases with cursors, the retry area): deleted with the subscription.
+func WorkPrefix(topic, sub string) string {
+	return "work/" + strings.ToLower(topic) + "/" + strings.ToLower(sub) + "/"
+}
+
+// tails returns the offset after each partition's last committed event.
+func (r *Registry) tails(ctx context.Context, topic string, partitions int) ([]int64, error) {
+	l, err := objectlog.NewLog(r.store, objectlog.DefaultConfig())
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	out := make([]int64, partitions)
+	for p := range out {
+		e, ok, err := l.Tail(ctx, topic, p)
+		if err != nil {
+			return nil, fmt.Errorf("find where partition %d of topic %q ends: %w", p, topic, err)
+		}
+		if ok {
+			out[p] = e.EndOffset()
+		}
+	}
+	return out, nil
+}
+
+// deleteAll deletes every object under prefix.
+func (r *Registry) deleteAll(ctx context.Context, prefix string) error {
+	var keys []string
+	if err := r.store.ListAll(ctx, prefix, func(o objectlog.ObjectInfo) error { keys = append(keys, o.Key); return nil }); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := r.store.Delete(ctx, k); err != nil && !errors.Is(err, objectlog.ErrNotFound) {
+			return err
+		}
+	}
 	return nil
 }

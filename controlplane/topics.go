@@ -200,7 +200,11 @@ func (r *Registry) DeleteTopic(ctx context.Context, name string) error {
 	if err := r.purgeSubscriptions(ctx, name, ofDeleted); err != nil {
 		r.Log.Warn().Err(err).Str("topic", name).Msg("controlplane: topic deleted, but not all its subscription objects (they are invisible)")
 	}
-	// Its events go too, so that a topic created again under this name starts empty.
+	// Its events and delivery state go too, so that a topic created again
+	// under this name starts empty.
+	if err := r.deleteAll(ctx, "work/"+strings.ToLower(rec.Topic.Name)+"/"); err != nil {
+		r.Log.Warn().Err(err).Str("topic", name).Msg("controlplane: topic deleted, but not all its delivery state")
+	}
 	n, err := objectlog.DeleteTopicData(ctx, r.store, "", rec.Topic.Name)
 	if err != nil {
 		return fmt.Errorf("topic %q deleted, but %w (delete it again to finish)", name, err)

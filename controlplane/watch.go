@@ -28,6 +28,19 @@ type TopicConfig struct {
 	Keys  schemas.TopicKeys
 	// Subscriptions of the topic, sorted by name, with their secrets.
 	Subscriptions []schemas.Subscription
+	// Instances hold what dispatch needs beyond the resource, index for
+	// index with Subscriptions.
+	Instances []SubscriptionInstance
+}
+
+// SubscriptionInstance is one creation of a subscription.
+type SubscriptionInstance struct {
+	// UID is new each time the subscription is created ("" for ones
+	// created before sluice recorded it).
+	UID string
+	// StartOffsets are the partitions' tails when it was created (nil:
+	// unknown, start at the earliest retained event).
+	StartOffsets []int64
 }
 
 // Topics returns every topic, sorted by lower-cased name.
@@ -76,11 +89,10 @@ func (r *Registry) load(ctx context.Context, gen uint64) (*Snapshot, error) {
 		}
 		tc := &snap.topics[ti]
 		tc.Subscriptions = append(tc.Subscriptions, subscriptionOut(rec, sversions[i], true))
+		tc.Instances = append(tc.Instances, SubscriptionInstance{UID: rec.UID, StartOffsets: rec.StartOffsets})
 	}
 	for _, tc := range snap.topics {
-		sort.Slice(tc.Subscriptions, func(a, b int) bool {
-			return strings.ToLower(tc.Subscriptions[a].Name) < strings.ToLower(tc.Subscriptions[b].Name)
-		})
+		sort.Sort(bySubscriptionName(tc))
 	}
 	return snap, nil
 }
@@ -146,4 +158,16 @@ func (r *Registry) watch(ctx context.Context, ticks <-chan time.Time, fn func(*S
 			}
 		}
 	}
+}
+
+// bySubscriptionName sorts a topic's subscriptions and instances together.
+type bySubscriptionName TopicConfig
+
+func (t bySubscriptionName) Len() int { return len(t.Subscriptions) }
+func (t bySubscriptionName) Less(a, b int) bool {
+	return strings.ToLower(t.Subscriptions[a].Name) < strings.ToLower(t.Subscriptions[b].Name)
+}
+func (t bySubscriptionName) Swap(a, b int) {
+	t.Subscriptions[a], t.Subscriptions[b] = t.Subscriptions[b], t.Subscriptions[a]
+	t.Instances[a], t.Instances[b] = t.Instances[b], t.Instances[a]
 }

@@ -207,11 +207,17 @@ func (h *Handler) append(ctx context.Context, topic schemas.Topic, events []sche
 			f.Write([]byte(e.PartitionKey))
 			p = int(f.Sum32() % uint32(parts))
 		}
-		t := e.Time
-		if t.IsZero() {
-			t = now
+		// Every stored event has a time: Event Grid deliveries need one,
+		// and replay by time reads it. Events that came without one get
+		// the time they were accepted.
+		if e.Time.IsZero() {
+			stamped, err := schemas.StampTime(e, now)
+			if err != nil {
+				return fmt.Errorf("stamp publish time: %w", err)
+			}
+			e = stamped
 		}
-		byPart[p] = append(byPart[p], objectlog.Record{Data: e.JSON, Time: t})
+		byPart[p] = append(byPart[p], objectlog.Record{Data: e.JSON, Time: e.Time})
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.AppendTimeout)
 	defer cancel()

@@ -27,6 +27,8 @@ const (
 	MaxMaxEventsPerBatch                 = 5000
 	DefaultPreferredBatchSizeInKilobytes = 64
 	MaxPreferredBatchSizeInKilobytes     = 1024
+	DefaultDeliveryTimeoutInSeconds      = 30
+	MaxDeliveryTimeoutInSeconds          = 300
 
 	MaxDeliveryAttributeMappings = 10
 	// Event Grid: "each header value shouldn't be greater than 4,096

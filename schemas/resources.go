@@ -69,10 +69,13 @@ type Destination struct {
 
 // DestinationProperties of a WebHook destination.
 type DestinationProperties struct {
-	EndpointURL                   string                     `json:"endpointUrl"`
-	MaxEventsPerBatch             int                        `json:"maxEventsPerBatch,omitempty"`             // 1–5000, default 1
-	PreferredBatchSizeInKilobytes int                        `json:"preferredBatchSizeInKilobytes,omitempty"` // 1–1024, default 64
-	DeliveryAttributeMappings     []DeliveryAttributeMapping `json:"deliveryAttributeMappings,omitempty"`     // at most 10
+	EndpointURL                   string `json:"endpointUrl"`
+	MaxEventsPerBatch             int    `json:"maxEventsPerBatch,omitempty"`             // 1–5000, default 1
+	PreferredBatchSizeInKilobytes int    `json:"preferredBatchSizeInKilobytes,omitempty"` // 1–1024, default 64
+	// DeliveryTimeoutInSeconds bounds one delivery request (sluice's own
+	// setting: Event Grid always waits 30 s).
+	DeliveryTimeoutInSeconds  int                        `json:"deliveryTimeoutInSeconds,omitempty"`  // 1–300, default 30
+	DeliveryAttributeMappings []DeliveryAttributeMapping `json:"deliveryAttributeMappings,omitempty"` // at most 10
 }
 
 // DeliveryAttributeMapping adds a header to every delivery. Type "Static"

@@ -157,6 +157,9 @@ func (s *Subscription) ApplyDefaults() {
 	if d.PreferredBatchSizeInKilobytes == 0 {
 		d.PreferredBatchSizeInKilobytes = DefaultPreferredBatchSizeInKilobytes
 	}
+	if d.DeliveryTimeoutInSeconds == 0 {
+		d.DeliveryTimeoutInSeconds = DefaultDeliveryTimeoutInSeconds
+	}
 	if s.Properties.RetryPolicy == nil {
 		s.Properties.RetryPolicy = &RetryPolicy{}
 	}
@@ -230,6 +233,7 @@ func (c *checker) destination(path string, d *Destination) {
 	c.endpointURL(path+".endpointUrl", p.EndpointURL)
 	c.optionalRange(path+".maxEventsPerBatch", p.MaxEventsPerBatch, MaxMaxEventsPerBatch)
 	c.optionalRange(path+".preferredBatchSizeInKilobytes", p.PreferredBatchSizeInKilobytes, MaxPreferredBatchSizeInKilobytes)
+	c.optionalRange(path+".deliveryTimeoutInSeconds", p.DeliveryTimeoutInSeconds, MaxDeliveryTimeoutInSeconds)
 
 	mpath := path + ".deliveryAttributeMappings"
 	if len(p.DeliveryAttributeMappings) > MaxDeliveryAttributeMappings {

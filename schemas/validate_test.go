@@ -166,6 +166,8 @@ func subscriptionCases() []validationCase[Subscription] {
 			field: destPath + ".maxEventsPerBatch", msg: "between 1 and 5000"},
 		{name: "preferredBatchSize above 1024", mutate: func(s *Subscription) { dest(s).PreferredBatchSizeInKilobytes = 1025 },
 			field: destPath + ".preferredBatchSizeInKilobytes", msg: "between 1 and 1024"},
+		{name: "delivery timeout above 300 s", mutate: func(s *Subscription) { dest(s).DeliveryTimeoutInSeconds = 301 },
+			field: destPath + ".deliveryTimeoutInSeconds", msg: "between 1 and 300"},
 
 		// Delivery attribute mappings.
 		{name: "11 mappings", mutate: func(s *Subscription) {
