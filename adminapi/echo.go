@@ -3,9 +3,11 @@ package adminapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -128,6 +130,17 @@ func (e *echo) receive(w http.ResponseWriter, r *http.Request) {
 
 	if code, ok := validationCode(body); ok {
 		writeJSON(w, http.StatusOK, map[string]string{"validationResponse": code})
+		return
+	}
+	// ?status=NNN answers with that status, to watch retries and dead
+	// letters happen without writing a receiver.
+	if s := r.URL.Query().Get("status"); s != "" {
+		code, err := strconv.Atoi(s)
+		if err != nil || code < 200 || code > 599 {
+			apierr.Write(w, r, e.log, apierr.BadRequest("status", fmt.Sprintf("status=%q: want an HTTP status code from 200 to 599", s)))
+			return
+		}
+		w.WriteHeader(code)
 		return
 	}
 	w.WriteHeader(http.StatusOK)

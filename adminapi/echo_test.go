@@ -81,3 +81,13 @@ func TestEchoTruncatesLargeBodies(t *testing.T) {
 		t.Errorf("kept %d bytes, truncated=%v", len(got.Body), got.BodyTruncated)
 	}
 }
+
+func TestEchoAnswersTheStatusAskedFor(t *testing.T) {
+	e := newEnv(t, Options{DevEcho: true})
+	e.expect(e.do(http.MethodPost, "/dev/echo?status=503", `{"id":"1"}`, "Authorization", ""), 503)
+	e.expect(e.do(http.MethodPost, "/dev/echo?status=204", `{"id":"1"}`, "Authorization", ""), 204)
+	r := e.expect(e.do(http.MethodPost, "/dev/echo?status=abc", `{"id":"1"}`, "Authorization", ""), 400)
+	if !strings.Contains(string(r.body), "want an HTTP status code") {
+		t.Errorf("bad status parameter: %s", r.body)
+	}
+}

@@ -283,12 +283,16 @@ var quickStart = []string{
 	"sluice sub create orders echo --endpoint http://127.0.0.1:8080/dev/echo --event-types order.created",
 	"sluice sub list orders",
 	"sluice sub show orders echo -o json",
+	// A receiver that refuses everything (400): its events are dead-lettered at once.
+	"sluice sub create orders picky --endpoint 'http://127.0.0.1:8080/dev/echo?status=400'",
 	// Publish: any JSON value becomes the data of a new CloudEvent...
 	`sluice publish orders '{"amount":12}' '{"amount":13}'`,
 	// ...and a CloudEvent is sent as is, here from standard input.
 	`echo '{"specversion":"1.0","id":"x1","source":"/s","type":"order.created"}' | sluice publish orders -f -`,
 	// Read the topic straight from the store, one stored event per line.
 	"sluice tail orders --store ./sluice-data -o json",
+	// What could not be delivered, and why.
+	"sluice dlq list orders picky --store ./sluice-data -o json",
 	// Mistakes say what is wrong: an invalid field, a wrong admin token.
 	"sluice sub create orders bad --endpoint ftp://x",
 	"SLUICE_TOKEN=wrong sluice topic list",
@@ -456,6 +460,50 @@ func TestE2ECLIQuickStart(t *testing.T) {
 				t.Fatalf("want x1 and two events with amounts 12 and 13:\n%s", r.stdout)
 			}
 		},
+		"sluice sub create orders picky --endpoint 'http://127.0.0.1:8080/dev/echo?status=400'": func(t *testing.T, r e2eRun) {
+			ok(t, r)
+			contains(t, "stdout", r.stdout, "picky", "status=400")
+		},
+		"sluice dlq list orders picky --store ./sluice-data -o json": func(t *testing.T, r e2eRun) {
+			ok(t, r)
+			lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+			ids := map[string]bool{}
+			for _, line := range lines {
+				var dl struct {
+					ID                 string
+					DeadLetterReason   string
+					LastHTTPStatusCode int `json:"lastHttpStatusCode"`
+					DeliveryAttempts   int
+				}
+				if err := json.Unmarshal([]byte(line), &dl); err != nil || dl.DeadLetterReason != "NonRetriableStatusCode" || dl.LastHTTPStatusCode != 400 || dl.DeliveryAttempts != 1 {
+					t.Fatalf("not a dead letter of a 400: %q", line)
+				}
+				ids[dl.ID] = true
+			}
+			if len(lines) != 3 || !ids["x1"] {
+				t.Fatalf("want the 3 published events dead-lettered:\n%s", r.stdout)
+			}
+			// Meanwhile the echo subscription got the one order.created event.
+			code, body := s.do(t, "GET", "/dev/echo", "", "")
+			var got struct {
+				Value []struct {
+					Headers map[string]string
+					Body    string
+				}
+			}
+			if code != 200 || json.Unmarshal([]byte(body), &got) != nil {
+				t.Fatalf("echo receiver: %d %s", code, body)
+			}
+			var toEcho []string
+			for _, v := range got.Value {
+				if v.Headers["Aeg-Subscription-Name"] == "ECHO" {
+					toEcho = append(toEcho, v.Body)
+				}
+			}
+			if len(toEcho) != 1 || !strings.Contains(toEcho[0], `"id":"x1"`) {
+				t.Fatalf("subscription echo (order.created only): want x1 delivered once, got %q", toEcho)
+			}
+		},
 		"sluice sub create orders bad --endpoint ftp://x": func(t *testing.T, r e2eRun) {
 			if r.code == 0 || r.stdout != "" {
 				t.Fatalf("exit status %d, stdout %q: want a failure and no output", r.code, r.stdout)
@@ -484,21 +532,35 @@ func TestE2ECLIQuickStart(t *testing.T) {
 		},
 	}
 
+	// Delivery is asynchronous: a line that reads its results is run again
+	// until they are all there (or the deadline says they never came).
+	ready := map[string]func(e2eRun) bool{
+		"sluice dlq list orders picky --store ./sluice-data -o json": func(r e2eRun) bool {
+			code, body := s.do(t, "GET", "/dev/echo", "", "")
+			return strings.Count(r.stdout, "\n") >= 3 && code == 200 && strings.Contains(body, `\"id\":\"x1\"`)
+		},
+	}
 	for _, line := range quickStart {
 		check, found := checks[line]
 		if !found {
 			t.Fatalf("no check for quick-start line %q", line)
 		}
-		cmd := exec.Command("sh", "-c", strings.ReplaceAll(line, defaultBase, s.base))
-		cmd.Dir, cmd.Env = work, env
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatalf("%s: %v", line, err)
+		var r e2eRun
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			cmd := exec.Command("sh", "-c", strings.ReplaceAll(line, defaultBase, s.base))
+			cmd.Dir, cmd.Env = work, env
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if err != nil && !errors.As(err, &ee) {
+				t.Fatalf("%s: %v", line, err)
+			}
+			r = e2eRun{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
+			if ready[line] == nil || ready[line](r) || time.Now().After(deadline) {
+				break
+			}
 		}
-		r := e2eRun{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
 		t.Run(line, func(t *testing.T) { check(t, r) })
 		if t.Failed() {
 			t.Fatalf("stopped at %q; server log:\n%s", line, s.output())

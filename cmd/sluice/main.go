@@ -55,6 +55,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newSubCmd(c),
 		newPublishCmd(c),
 		newTailCmd(c),
+		newDLQCmd(c),
 	)
 	return root
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/sluicehq/sluice/adminapi"
 	"github.com/sluicehq/sluice/controlplane"
+	"github.com/sluicehq/sluice/dispatch"
 	"github.com/sluicehq/sluice/ingest"
 	"github.com/sluicehq/sluice/objectlog"
 )
@@ -53,6 +54,7 @@ type serveConfig struct {
 	TLSCert, TLSKey string
 	Log             objectlog.Config
 	Ingest          ingest.Config
+	Dispatch        dispatch.Config
 	Addr            string
 	Roles           []string
 	DevEcho         bool
@@ -72,8 +74,10 @@ func (cfg *serveConfig) registerFlags(cmd *cobra.Command) {
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "the private key (PEM) of --tls-cert")
 	cfg.Log = objectlog.DefaultConfig()
 	cfg.Ingest = ingest.DefaultConfig()
+	cfg.Dispatch = dispatch.DefaultConfig()
 	gofs := flag.NewFlagSet("log", flag.ContinueOnError)
 	cfg.Log.RegisterFlags(gofs)
+	cfg.Dispatch.RegisterFlags(gofs)
 	f.AddGoFlagSet(gofs)
 	f.IntVar(&cfg.Ingest.MaxEventBytes, "max-event-bytes", cfg.Ingest.MaxEventBytes, "largest event accepted (413 beyond)")
 	f.IntVar(&cfg.Ingest.MaxRequestBytes, "max-request-bytes", cfg.Ingest.MaxRequestBytes, "largest publish request accepted (413 beyond)")
@@ -109,6 +113,9 @@ func (cfg *serveConfig) resolve(getenv func(string) string) {
 	if cfg.Ingest == (ingest.Config{}) {
 		cfg.Ingest = ingest.DefaultConfig()
 	}
+	if cfg.Dispatch == (dispatch.Config{}) {
+		cfg.Dispatch = dispatch.DefaultConfig()
+	}
 }
 
 func (cfg *serveConfig) validate() error {
@@ -125,6 +132,11 @@ func (cfg *serveConfig) validate() error {
 	}
 	if cfg.WatchEvery < 0 || cfg.JanitorEvery < 0 || cfg.ShutdownTimeout < 0 {
 		return errors.New("--watch-every, --janitor-every and --shutdown-timeout must not be negative")
+	}
+	if cfg.has("dispatch") {
+		if err := cfg.Dispatch.Validate(); err != nil {
+			return fmt.Errorf("dispatch flags: %w", err)
+		}
 	}
 	return nil
 }
@@ -217,11 +229,24 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prom, promhttp.HandlerOpts{}))
 	topics := ingest.NewTopics(reg)
 	topics.OnGone = elog.Forget
+	var dispatcher *dispatch.Dispatcher
+	if cfg.has("dispatch") {
+		if dispatcher, err = dispatch.New(elog, cfg.Dispatch, dispatch.Options{Logger: c.log, Metrics: dispatch.NewMetrics(prom)}); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	apply := func(s *controlplane.Snapshot) {
+		topics.Update(s)
+		if dispatcher != nil {
+			dispatcher.Update(s)
+		}
+	}
 	reg.OnChange = func(ctx context.Context) {
 		// This process's own admin changes (a deleted topic, a regenerated
-		// key) apply to its ingest at once, not at the next poll.
+		// key, a new subscription) apply to it at once, not at the next poll.
 		if s, err := reg.Snapshot(ctx); err == nil {
-			topics.Update(s)
+			apply(s)
 		}
 	}
 	if cfg.has("ingest") {
@@ -273,10 +298,14 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 		g.Add(func() error {
 			return reg.Watch(wctx, cfg.WatchEvery, func(s *controlplane.Snapshot) {
 				snap.Store(s)
-				topics.Update(s)
+				apply(s)
 				c.log.Debug().Uint64("generation", s.Generation).Int("topics", len(s.Topics())).Msg("sluice serve: configuration loaded")
 			})
 		}, func(error) { wcancel() })
+		if dispatcher != nil {
+			dctx, dcancel := context.WithCancel(ctx)
+			g.Add(func() error { return dispatcher.Run(dctx) }, func(error) { dcancel() })
+		}
 		if cfg.has("dispatch") {
 			jctx, jcancel := context.WithCancel(ctx)
 			g.Add(func() error { return runJanitor(jctx, c, elog, &snap, cfg.JanitorEvery) }, func(error) { jcancel() })

@@ -36,9 +36,18 @@ func TestServeConfigStore(t *testing.T) {
 
 func TestServeConfigValidate(t *testing.T) {
 	for _, roles := range [][]string{{"all"}, {"ingest"}, {"ingest", "dispatch", "api"}} {
-		if err := (&serveConfig{Roles: roles}).validate(); err != nil {
+		cfg := serveConfig{Roles: roles}
+		cfg.resolve(func(string) string { return "" })
+		if err := cfg.validate(); err != nil {
 			t.Errorf("roles %v: %v", roles, err)
 		}
+	}
+	// Dispatch settings that cannot work are refused, saying which and why.
+	cfg := serveConfig{Roles: []string{"dispatch"}}
+	cfg.resolve(func(string) string { return "" })
+	cfg.Dispatch.LeaseTTL = 500 * time.Millisecond
+	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "lease TTL 500ms: must be at least 1s") {
+		t.Errorf("lease TTL 500ms: %v", err)
 	}
 	for _, roles := range [][]string{nil, {"ingest", "nope"}} {
 		if err := (&serveConfig{Roles: roles}).validate(); err == nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/dispatch"
 	"github.com/sluicehq/sluice/schemas"
 )
 
@@ -48,6 +49,7 @@ type subFlags struct {
 	SubjectBeginsWith string
 	SubjectEndsWith   string
 	MaxEventsPerBatch int
+	TimeoutSeconds    int
 	DeliverySchema    string
 	MaxAttempts       int
 	TTLMinutes        int
@@ -59,7 +61,7 @@ type subFlags struct {
 // subFlagNames are the flags registerFlags defines, in its order.
 var subFlagNames = []string{
 	"endpoint", "event-types", "subject-begins-with", "subject-ends-with", "max-events-per-batch",
-	"delivery-schema", "max-attempts", "ttl-minutes", "label", "header", "secret-header",
+	"delivery-timeout", "delivery-schema", "max-attempts", "ttl-minutes", "label", "header", "secret-header",
 }
 
 func (sf *subFlags) registerFlags(cmd *cobra.Command) {
@@ -70,6 +72,8 @@ func (sf *subFlags) registerFlags(cmd *cobra.Command) {
 	f.StringVar(&sf.SubjectEndsWith, "subject-ends-with", "", "deliver only events whose subject ends with this")
 	f.IntVar(&sf.MaxEventsPerBatch, "max-events-per-batch", 0,
 		fmt.Sprintf("events per delivery, 1–%d (server default %d)", schemas.MaxMaxEventsPerBatch, schemas.DefaultMaxEventsPerBatch))
+	f.IntVar(&sf.TimeoutSeconds, "delivery-timeout", 0,
+		fmt.Sprintf("seconds one delivery may take, 1–%d (server default %d)", schemas.MaxDeliveryTimeoutInSeconds, schemas.DefaultDeliveryTimeoutInSeconds))
 	f.StringVar(&sf.DeliverySchema, "delivery-schema", "",
 		"schema of delivered events: "+schemas.CloudEventSchemaV1_0+" or "+schemas.EventGridSchema+" (default: the topic's input schema)")
 	f.IntVar(&sf.MaxAttempts, "max-attempts", 0,
@@ -91,8 +95,9 @@ func (sf *subFlags) subscription(name string) (schemas.Subscription, error) {
 	p.Destination = schemas.Destination{
 		EndpointType: schemas.EndpointTypeWebHook,
 		Properties: schemas.DestinationProperties{
-			EndpointURL:       sf.Endpoint,
-			MaxEventsPerBatch: sf.MaxEventsPerBatch,
+			EndpointURL:              sf.Endpoint,
+			MaxEventsPerBatch:        sf.MaxEventsPerBatch,
+			DeliveryTimeoutInSeconds: sf.TimeoutSeconds,
 		},
 	}
 	for _, h := range sf.Headers {
@@ -387,6 +392,7 @@ func subFields(s schemas.Subscription) []field {
 		{"deliverySchema", p.EventDeliverySchema},
 		{"maxEventsPerBatch", itoa(d.MaxEventsPerBatch)},
 		{"preferredBatchSizeInKilobytes", itoa(d.PreferredBatchSizeInKilobytes)},
+		{"deliveryTimeout", itoa(d.DeliveryTimeoutInSeconds) + " s"},
 	}
 	for _, m := range d.DeliveryAttributeMappings {
 		v := m.Properties.Value
@@ -422,7 +428,7 @@ func subFields(s schemas.Subscription) []field {
 			fs = append(fs, field{"eventTimeToLive", itoa(r.EventTimeToLiveInMinutes) + " minutes"})
 		}
 	}
-	deadLetter := "sluice's store, under deadletter/" + s.Topic + "/" + s.Name + "/"
+	deadLetter := "sluice's store, under " + dispatch.DeadLetterPrefix(s.Topic, s.Name)
 	if dl := p.DeadLetterDestination; dl != nil {
 		switch dl.EndpointType {
 		case schemas.DeadLetterNone:

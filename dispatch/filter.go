@@ -1,0 +1,129 @@
+package dispatch
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/schemas"
+)
+
+// Filter is a subscription's filter, ready to match events: Event Grid's
+// basic filters, all ANDed —
+//
+//   - includedEventTypes: the event's type equals one of them, ignoring
+//     case; an empty list admits every type;
+//   - subjectBeginsWith and subjectEndsWith: plain prefix and suffix (no
+//     wildcards, no path semantics), ignoring case unless
+//     isSubjectCaseSensitive. An event without a subject has subject "".
+//
+// Advanced filters are not implemented yet; see Unsupported.
+type Filter struct {
+	types          []string
+	prefix, suffix string
+	caseSensitive  bool
+	unsupported    string
+}
+
+// NewFilter compiles f. A nil f matches every event. f is copied: later
+// changes to it do not affect the Filter.
+func NewFilter(f *schemas.Filter) *Filter {
+	if f == nil {
+		return &Filter{}
+	}
+	nf := &Filter{
+		types:         append([]string(nil), f.IncludedEventTypes...),
+		prefix:        f.SubjectBeginsWith,
+		suffix:        f.SubjectEndsWith,
+		caseSensitive: f.IsSubjectCaseSensitive,
+	}
+	if n := len(f.AdvancedFilters); n > 0 {
+		nf.unsupported = fmt.Sprintf("the subscription has %d advanced filter(s), which sluice does not evaluate yet", n)
+	}
+	return nf
+}
+
+// Unsupported returns why the filter cannot be evaluated faithfully, or
+// "". Match ignores what is unsupported, so a dispatcher must not deliver
+// through a filter whose Unsupported is not empty: that would deliver
+// events the subscriber filtered out.
+func (f *Filter) Unsupported() string { return f.unsupported }
+
+// Match reports whether e passes the filter's basic rules.
+func (f *Filter) Match(e *Event) bool {
+	if len(f.types) > 0 {
+		ok := false
+		for _, t := range f.types {
+			if strings.EqualFold(t, e.Type) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if f.caseSensitive {
+		return strings.HasPrefix(e.Subject, f.prefix) && strings.HasSuffix(e.Subject, f.suffix)
+	}
+	return hasPrefixFold(e.Subject, f.prefix) && hasSuffixFold(e.Subject, f.suffix)
+}
+
+// hasPrefixFold is strings.HasPrefix under the case folding of
+// strings.EqualFold. It compares rune by rune rather than lower-casing
+// both strings: case mappings can change a string's length in bytes.
+func hasPrefixFold(s, prefix string) bool {
+	for prefix != "" {
+		if s == "" {
+			return false
+		}
+		pr, pn := utf8.DecodeRuneInString(prefix)
+		sr, sn := utf8.DecodeRuneInString(s)
+		if !equalFoldRune(pr, sr) {
+			return false
+		}
+		prefix, s = prefix[pn:], s[sn:]
+	}
+	return true
+}
+
+// hasSuffixFold is strings.HasSuffix under the case folding of
+// strings.EqualFold.
+func hasSuffixFold(s, suffix string) bool {
+	for suffix != "" {
+		if s == "" {
+			return false
+		}
+		xr, xn := utf8.DecodeLastRuneInString(suffix)
+		sr, sn := utf8.DecodeLastRuneInString(s)
+		if !equalFoldRune(xr, sr) {
+			return false
+		}
+		suffix, s = suffix[:len(suffix)-xn], s[:len(s)-sn]
+	}
+	return true
+}
+
+// equalFoldRune reports whether a and b are equal under simple Unicode
+// case folding, as strings.EqualFold compares runes.
+func equalFoldRune(a, b rune) bool {
+	if a == b {
+		return true
+	}
+	if a < utf8.RuneSelf && b < utf8.RuneSelf {
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		return a == b
+	}
+	for r := unicode.SimpleFold(a); r != a; r = unicode.SimpleFold(r) {
+		if r == b {
+			return true
+		}
+	}
+	return false
+}
