@@ -399,3 +399,79 @@ func TestWorkersShareUnitsAndHandOver(t *testing.T) {
 		return n >= want
 	})
 }
+
+// Lease expiry never compares two machines' clocks: a worker whose wall
+// clock is 26 years behind (its heartbeat and lease times look ancient) is
+// alive as long as its heartbeat keeps changing, and nobody takes its units.
+func TestTakeoverIgnoresClockSkew(t *testing.T) {
+	e := newEnv(t, memStore(), 4)
+	rc := newReceiver(t, nil)
+	e.subscribe("sub-a", rc.URL, nil)
+	e.subscribe("sub-b", rc.URL, nil)
+	past, now := newFakeClock(), newFakeClock()
+	past.Advance(-26 * 365 * 24 * time.Hour)
+	a := startDispatcher(t, e.elog, testConfig("A"), past, e.snapshot())
+	waitFor(t, "A holds the units", 10*time.Second, func() bool { return testutil.ToFloat64(a.m.Units) == 8 })
+	b := startDispatcher(t, e.elog, testConfig("B"), now, e.snapshot())
+	// Both clocks run at the same rate; 10 lease TTLs pass.
+	cfg := testConfig("")
+	for elapsed := time.Duration(0); elapsed < 10*cfg.LeaseTTL; elapsed += cfg.MemberPoll / 2 {
+		past.Advance(cfg.MemberPoll / 2)
+		now.Advance(cfg.MemberPoll / 2)
+		time.Sleep(2 * time.Millisecond) // let the workers run between ticks
+	}
+	if n := testutil.ToFloat64(b.m.Takeovers); n != 0 {
+		t.Errorf("B took over %v units of a live worker whose clock is behind", n)
+	}
+	if n := testutil.ToFloat64(a.m.LeasesLost); n != 0 {
+		t.Errorf("A lost %v units while alive", n)
+	}
+	// The units were shared by hand-over, not taken.
+	if ua, ub := testutil.ToFloat64(a.m.Units), testutil.ToFloat64(b.m.Units); ua+ub != 8 || ub == 0 {
+		t.Errorf("units A=%v B=%v, want 8 shared between them", ua, ub)
+	}
+}
+
+// A subscription far behind costs no more memory than one that is current:
+// with every delivery slot busy, the unit stops reading, so its backlog
+// stays in the store (invariant 6).
+func TestBacklogStaysInTheStore(t *testing.T) {
+	store := memStore()
+	e := newEnv(t, store, 1)
+	release := make(chan struct{})
+	var blocked atomic.Int64
+	rc := newReceiver(t, func(r *http.Request, ids []string) int {
+		blocked.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		return 200
+	})
+	e.subscribe("sub", rc.URL, nil)
+	for i := 0; i < 200; i++ { // 200 segments of 100 events
+		e.publish(100, "t")
+	}
+	segGets := func() int64 {
+		n := int64(0)
+		for res, c := range store.Stats()[objectlog.OpGet] {
+			_ = res
+			n += c
+		}
+		return n
+	}
+	base := segGets()
+	cfg := testConfig("w1")
+	startDispatcher(t, e.elog, cfg, RealClock{}, e.snapshot())
+	t.Cleanup(func() { close(release) }) // before the dispatcher's stop, which drains
+	waitFor(t, "every delivery slot busy", 10*time.Second, func() bool { return blocked.Load() >= int64(cfg.Concurrency) })
+	time.Sleep(200 * time.Millisecond) // a window in which an unbounded reader would read on
+	// Reads so far: the lease, the retry area's listing, low.json, and the
+	// first segment with its entry; nothing like the 200 segments behind it.
+	if got := segGets() - base; got > 10 {
+		t.Errorf("%d GETs with all slots busy and 20,000 events behind: the backlog is being read into memory", got)
+	}
+	if got := blocked.Load(); got != int64(cfg.Concurrency) {
+		t.Errorf("%d requests in flight, want the %d slots", got, cfg.Concurrency)
+	}
+}
