@@ -12,6 +12,8 @@
 //	GET    /api/topics/{topic}/eventSubscriptions            {"value":[…]}
 //	GET    /api/topics/{topic}/eventSubscriptions/{sub}      ?secrets=true shows secrets
 //	DELETE /api/topics/{topic}/eventSubscriptions/{sub}      200 | 204
+//	POST   /api/topics/{topic}/eventSubscriptions/{sub}/seek {"time":…} | {"position":"earliest"|"latest"}
+//	GET    /api/topics/{topic}/eventSubscriptions/{sub}/positions  cursor, tail and backlog per partition
 //
 // Every /api route needs "Authorization: Bearer <admin token>". PUT takes
 // "If-Match: <etag>" (replace only that version, else 412) or
@@ -40,6 +42,7 @@ import (
 
 	"github.com/sluicehq/sluice/apierr"
 	"github.com/sluicehq/sluice/controlplane"
+	"github.com/sluicehq/sluice/objectlog"
 	"github.com/sluicehq/sluice/schemas"
 )
 
@@ -51,17 +54,21 @@ type Options struct {
 	// DevEcho mounts the development webhook receiver at /dev/echo,
 	// without authentication. Never enable it on a public address.
 	DevEcho bool
+	// Log is the event log, for replay (seek) and positions; without it
+	// those routes answer 501.
+	Log *objectlog.Log
 }
 
 type handler struct {
-	reg *controlplane.Registry
-	log zerolog.Logger
+	reg  *controlplane.Registry
+	log  zerolog.Logger
+	elog *objectlog.Log
 }
 
 // NewHandler returns the admin API over reg. Mount it at the root: its
 // routes start with /api/ (and /dev/echo).
 func NewHandler(reg *controlplane.Registry, log zerolog.Logger, opts Options) http.Handler {
-	h := &handler{reg: reg, log: log}
+	h := &handler{reg: reg, log: log, elog: opts.Log}
 	r := chi.NewRouter()
 	r.Use(h.recoverer, h.accessLog)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -83,6 +90,8 @@ func NewHandler(reg *controlplane.Registry, log zerolog.Logger, opts Options) ht
 		r.Put("/topics/{topic}/eventSubscriptions/{sub}", h.putSubscription)
 		r.Get("/topics/{topic}/eventSubscriptions/{sub}", h.getSubscription)
 		r.Delete("/topics/{topic}/eventSubscriptions/{sub}", h.deleteSubscription)
+		r.Post("/topics/{topic}/eventSubscriptions/{sub}/seek", h.seek)
+		r.Get("/topics/{topic}/eventSubscriptions/{sub}/positions", h.positions)
 	})
 	if opts.DevEcho {
 		e := newEcho(log)

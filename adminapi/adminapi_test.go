@@ -494,3 +494,24 @@ func TestStoreUnavailable(t *testing.T) {
 	down.Store(false)
 	e.expect(e.do(http.MethodPut, "/api/topics/orders", `{}`), 201)
 }
+
+func TestSeekRejectsBadRequests(t *testing.T) {
+	e := newEnv(t, Options{})
+	path := "/api/topics/orders/eventSubscriptions/audit/seek"
+	for _, c := range []struct{ body, want string }{
+		{`{}`, `{"time":"<RFC 3339>"} or {"position":"earliest"}`},
+		{`{"time":"yesterday"}`, `time "yesterday" is not an RFC 3339 time`},
+		{`{"position":"middle"}`, `position "middle": want earliest or latest`},
+		{`{"time":"2026-01-01T00:00:00Z","position":"latest"}`, "give time or position, not both"},
+		{`{"offset":3}`, `unknown field "offset"`},
+	} {
+		r := e.expect(e.do(http.MethodPost, path, c.body), 400)
+		var got struct{ Error struct{ Message string } }
+		r.json(t, &got)
+		if !strings.Contains(got.Error.Message, c.want) {
+			t.Errorf("body %s: %q, want a message with %q", c.body, got.Error.Message, c.want)
+		}
+	}
+	// Without the log (a server not given one) a valid request is 501.
+	e.expect(e.do(http.MethodPost, path, `{"position":"latest"}`), 501)
+}

@@ -113,8 +113,12 @@ type subscriptionRecord struct {
 	// StartOffsets are each partition's tail when the subscription was
 	// created: delivery starts there, so a subscription receives the
 	// events published after it was made, as in Event Grid.
-	StartOffsets []int64  `json:"startOffsets,omitempty"`
-	Writes       writeIDs `json:"writes"` // see topicRecord
+	StartOffsets []int64 `json:"startOffsets,omitempty"`
+	// Seeks counts the times its cursors were moved (sluice sub seek):
+	// dispatchers seeing it change restart the subscription's units from
+	// the moved cursors.
+	Seeks  int64    `json:"seeks,omitempty"`
+	Writes writeIDs `json:"writes"` // see topicRecord
 }
 
 // writeIDs are the ids of a record's last writes, newest first. Every write

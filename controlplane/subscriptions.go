@@ -125,7 +125,7 @@ func (r *Registry) PutSubscription(ctx context.Context, topic string, s schemas.
 		var writeID string
 		if exists {
 			rec.Writes, writeID = cur.Writes.add()
-			rec.UID, rec.StartOffsets = cur.UID, cur.StartOffsets
+			rec.UID, rec.StartOffsets, rec.Seeks = cur.UID, cur.StartOffsets, cur.Seeks
 		} else {
 			rec.Writes, writeID = writeIDs(nil).add()
 			rec.UID = newUID()
@@ -317,4 +317,57 @@ func (r *Registry) deleteAll(ctx context.Context, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// Instance returns a subscription with its secrets, the instance data
+// dispatch keeps its state by, and its topic's partition count.
+func (r *Registry) Instance(ctx context.Context, topic, name string) (schemas.Subscription, SubscriptionInstance, int, error) {
+	if err := checkTopicName(topic); err != nil {
+		return schemas.Subscription{}, SubscriptionInstance{}, 0, err
+	}
+	if err := checkSubscriptionName(name); err != nil {
+		return schemas.Subscription{}, SubscriptionInstance{}, 0, err
+	}
+	trec, _, err := r.mustGetTopic(ctx, topic)
+	if err != nil {
+		return schemas.Subscription{}, SubscriptionInstance{}, 0, err
+	}
+	rec, v, err := r.getSubscription(ctx, topic, name)
+	if errors.Is(err, objectlog.ErrNotFound) || (err == nil && rec.TopicUID != trec.UID) {
+		return schemas.Subscription{}, SubscriptionInstance{}, 0, subscriptionNotFound(topic, name, objectlog.ErrNotFound)
+	}
+	if err != nil {
+		return schemas.Subscription{}, SubscriptionInstance{}, 0, fmt.Errorf("read subscription %q: %w", name, err)
+	}
+	inst := SubscriptionInstance{UID: rec.UID, StartOffsets: rec.StartOffsets, Seeks: rec.Seeks}
+	return subscriptionOut(rec, v, true), inst, trec.Topic.Properties.Partitions, nil
+}
+
+// MarkSeek records that a subscription's cursors were moved, so that every
+// dispatcher restarts its units from them (at its next Watch poll, or at
+// once in this process).
+func (r *Registry) MarkSeek(ctx context.Context, topic, name string) error {
+	key := subscriptionKey(topic, name)
+	for attempt := 1; ; attempt++ {
+		rec, v, err := r.getSubscription(ctx, topic, name)
+		if errors.Is(err, objectlog.ErrNotFound) {
+			return subscriptionNotFound(topic, name, err)
+		}
+		if err != nil {
+			return fmt.Errorf("read subscription %q: %w", name, err)
+		}
+		var writeID string
+		rec.Writes, writeID = rec.Writes.add()
+		rec.Seeks++
+		if _, err = r.write(ctx, key, true, v, &rec, writeID); err == nil {
+			r.changed(ctx)
+			return nil
+		}
+		if err := writeFailed("event subscription", name, err, false, "", attempt); err != nil {
+			return err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return err
+		}
+	}
 }

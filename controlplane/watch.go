@@ -41,6 +41,8 @@ type SubscriptionInstance struct {
 	// StartOffsets are the partitions' tails when it was created (nil:
 	// unknown, start at the earliest retained event).
 	StartOffsets []int64
+	// Seeks changes each time the subscription's cursors are moved.
+	Seeks int64
 }
 
 // Topics returns every topic, sorted by lower-cased name.
@@ -89,7 +91,7 @@ func (r *Registry) load(ctx context.Context, gen uint64) (*Snapshot, error) {
 		}
 		tc := &snap.topics[ti]
 		tc.Subscriptions = append(tc.Subscriptions, subscriptionOut(rec, sversions[i], true))
-		tc.Instances = append(tc.Instances, SubscriptionInstance{UID: rec.UID, StartOffsets: rec.StartOffsets})
+		tc.Instances = append(tc.Instances, SubscriptionInstance{UID: rec.UID, StartOffsets: rec.StartOffsets, Seeks: rec.Seeks})
 	}
 	for _, tc := range snap.topics {
 		sort.Sort(bySubscriptionName(tc))

@@ -221,7 +221,7 @@ func (d *Dispatcher) units(ctx context.Context) map[unitKey]*unitWant {
 			delete(d.warned, name)
 			inst := tc.Instances[i]
 			for p := 0; p < tc.Topic.Properties.Partitions; p++ {
-				w := &unitWant{cfg: cfg}
+				w := &unitWant{cfg: cfg, seeks: inst.Seeks}
 				if p < len(inst.StartOffsets) {
 					w.start = inst.StartOffsets[p]
 				}
@@ -235,6 +235,7 @@ func (d *Dispatcher) units(ctx context.Context) map[unitKey]*unitWant {
 type unitWant struct {
 	cfg   *subConfig
 	start int64
+	seeks int64 // the subscription's seek count: a change restarts the unit
 }
 
 // subConfig resolves a subscription's delivery settings, or says why it
@@ -329,6 +330,10 @@ func (d *Dispatcher) reconcile(ctx context.Context) time.Time {
 			r.stop(false)
 		case owner[u] != d.cfg.WorkerID:
 			r.stop(true)
+		case w.seeks != r.seeks:
+			// Its cursor was moved (and its lease freed, so this runner's
+			// next write would fail anyway): restart from the new cursor.
+			r.abandon("the subscription's cursors were moved (sub seek)")
 		default:
 			r.cfg.Store(w.cfg)
 		}
@@ -461,6 +466,7 @@ func (d *Dispatcher) acquireAll(ctx context.Context, todo []unitKey, want map[un
 			d.log.Info().Str("topic", u.Topic).Str("subscription", u.Sub).Int("partition", u.Partition).Str("from", p.takeover).Int64("epoch", p.next.Epoch).Msg("dispatch: took over a unit whose holder stopped beating")
 		}
 		results[i].runner = newRunner(d, u, want[u].cfg, *p.next, v)
+		results[i].runner.seeks = want[u].seeks
 	})
 	return results
 }

@@ -53,10 +53,11 @@ type job struct {
 
 // runner works one unit while this worker holds its lease.
 type runner struct {
-	d   *Dispatcher
-	u   unitKey
-	cfg atomic.Pointer[subConfig]
-	log zerolog.Logger
+	d     *Dispatcher
+	u     unitKey
+	cfg   atomic.Pointer[subConfig]
+	log   zerolog.Logger
+	seeks int64 // the subscription's seek count when the unit was acquired
 
 	stopOnce sync.Once
 	release  atomic.Bool   // on stop, release the lease for another worker
@@ -124,6 +125,17 @@ func (r *runner) lose(why string) {
 	r.lostOnce.Do(func() {
 		r.log.Warn().Str("why", why).Msg("dispatch: lost the unit; stopping without writing")
 		r.d.metrics.LeasesLost.Inc()
+		close(r.lostCh)
+		r.stop(false)
+	})
+}
+
+// abandon stops the runner without writing, like a lost lease, but
+// because the unit must restart (its cursor was moved), not because another
+// worker took it.
+func (r *runner) abandon(why string) {
+	r.lostOnce.Do(func() {
+		r.log.Info().Str("why", why).Msg("dispatch: restarting the unit")
 		close(r.lostCh)
 		r.stop(false)
 	})

@@ -22,7 +22,7 @@ func newSubCmd(c *cli) *cobra.Command {
 	cfg := &clientConfig{}
 	cmd := &cobra.Command{
 		Use:   "sub",
-		Short: "Create, list, show and delete event subscriptions of a topic (through the admin API)",
+		Short: "Create, list, show, delete and replay (seek) event subscriptions of a topic (through the admin API)",
 		// Runnable, so that an unknown subcommand is an error, not help.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
@@ -33,6 +33,7 @@ func newSubCmd(c *cli) *cobra.Command {
 		newSubListCmd(c, cfg),
 		newSubShowCmd(c, cfg),
 		newSubDeleteCmd(c, cfg),
+		newSubSeekCmd(c, cfg),
 	)
 	return cmd
 }
@@ -324,7 +325,21 @@ func newSubShowCmd(c *cli, cfg *clientConfig) *cobra.Command {
 			if err := a.decode(&s); err != nil {
 				return err
 			}
-			return printFields(c.stdout, subFields(s))
+			if err := printFields(c.stdout, subFields(s)); err != nil {
+				return err
+			}
+			// Progress comes from the log: a server without it (501) just
+			// does not show it.
+			p, err := api.do(cmd.Context(), apiRequest{method: http.MethodGet, path: subPath(args[0], args[1]) + "/positions"})
+			if err != nil {
+				fmt.Fprintf(c.stderr, "(delivery progress unavailable: %v)\n", err)
+				return nil
+			}
+			var pos struct{ Value []dispatch.PartitionPosition }
+			if err := p.decode(&pos); err != nil {
+				return err
+			}
+			return printPositions(c.stdout, pos.Value)
 		},
 	}
 	cmd.Flags().BoolVar(&secrets, "secrets", false, "show the signing secret and the values of secret headers")

@@ -1,0 +1,105 @@
+package adminapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/sluicehq/sluice/apierr"
+	"github.com/sluicehq/sluice/dispatch"
+)
+
+// seekRequest is the body of POST …/eventSubscriptions/{sub}/seek: exactly
+// one of time (RFC 3339) or position (earliest | latest).
+type seekRequest struct {
+	Time     string `json:"time,omitempty"`
+	Position string `json:"position,omitempty"`
+}
+
+const seekUsage = `the body must be {"time":"<RFC 3339>"} or {"position":"earliest"} or {"position":"latest"}`
+
+func (req seekRequest) target() (dispatch.SeekTarget, error) {
+	switch {
+	case req.Time != "" && req.Position != "":
+		return dispatch.SeekTarget{}, apierr.BadRequest(apierr.CodeInvalidJSON, "give time or position, not both: "+seekUsage)
+	case req.Time != "":
+		t, err := time.Parse(time.RFC3339Nano, req.Time)
+		if err != nil {
+			return dispatch.SeekTarget{}, apierr.BadRequest(apierr.CodeInvalidJSON, fmt.Sprintf("time %q is not an RFC 3339 time (like 2026-11-25T10:00:00Z)", req.Time))
+		}
+		return dispatch.SeekTarget{Time: t}, nil
+	case req.Position == "earliest":
+		return dispatch.SeekTarget{Earliest: true}, nil
+	case req.Position == "latest":
+		return dispatch.SeekTarget{Latest: true}, nil
+	case req.Position != "":
+		return dispatch.SeekTarget{}, apierr.BadRequest(apierr.CodeInvalidJSON, fmt.Sprintf("position %q: want earliest or latest", req.Position))
+	}
+	return dispatch.SeekTarget{}, apierr.BadRequest(apierr.CodeInvalidJSON, seekUsage)
+}
+
+// seek moves every partition cursor of one subscription (replay).
+func (h *handler) seek(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var req seekRequest
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		h.fail(w, r, apierr.BadRequest(apierr.CodeInvalidJSON, seekUsage+": "+err.Error()))
+		return
+	}
+	target, err := req.target()
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if h.elog == nil {
+		h.fail(w, r, apierr.New(http.StatusNotImplemented, "NotImplemented", "this server was started without access to the log"))
+		return
+	}
+	topic, name := chi.URLParam(r, "topic"), chi.URLParam(r, "sub")
+	sub, inst, parts, err := h.reg.Instance(r.Context(), topic, name)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	pos, err := dispatch.Seek(r.Context(), h.elog, sub.Topic, sub.Name, inst, parts, target)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.reg.MarkSeek(r.Context(), sub.Topic, sub.Name); err != nil {
+		h.fail(w, r, fmt.Errorf("cursors moved, but dispatchers were not told (an idle one restarts at its next event): %w", err))
+		return
+	}
+	h.log.Info().Str("topic", sub.Topic).Str("subscription", sub.Name).Str("to", target.String()).Msg("admin api: subscription cursors moved")
+	writeJSON(w, http.StatusOK, list[dispatch.PartitionPosition]{Value: pos})
+}
+
+// positions reports each partition's cursor, tail and backlog.
+func (h *handler) positions(w http.ResponseWriter, r *http.Request) {
+	if h.elog == nil {
+		h.fail(w, r, apierr.New(http.StatusNotImplemented, "NotImplemented", "this server was started without access to the log"))
+		return
+	}
+	topic, name := chi.URLParam(r, "topic"), chi.URLParam(r, "sub")
+	sub, inst, parts, err := h.reg.Instance(r.Context(), topic, name)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	pos, err := dispatch.Positions(r.Context(), h.elog, sub.Topic, sub.Name, inst, parts)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list[dispatch.PartitionPosition]{Value: pos})
+}
