@@ -260,7 +260,7 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 		mux.Handle("/topics/", r)
 	}
 	if cfg.has("api") || cfg.DevEcho {
-		admin := adminapi.NewHandler(reg, c.log, adminapi.Options{DevEcho: cfg.DevEcho})
+		admin := adminapi.NewHandler(reg, c.log, adminapi.Options{DevEcho: cfg.DevEcho, Log: elog})
 		if cfg.has("api") {
 			mux.Handle("/api/", admin)
 		}
