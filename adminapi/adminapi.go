@@ -14,6 +14,7 @@
 //	DELETE /api/topics/{topic}/eventSubscriptions/{sub}      200 | 204
 //	POST   /api/topics/{topic}/eventSubscriptions/{sub}/seek {"time":…} | {"position":"earliest"|"latest"}
 //	GET    /api/topics/{topic}/eventSubscriptions/{sub}/positions  cursor, tail and backlog per partition
+//	POST   /api/topics/{topic}/eventSubscriptions/{sub}/rotateSigningSecret  {"overlapMinutes":1440} → new secret
 //
 // Every /api route needs "Authorization: Bearer <admin token>". PUT takes
 // "If-Match: <etag>" (replace only that version, else 412) or
@@ -92,6 +93,7 @@ func NewHandler(reg *controlplane.Registry, log zerolog.Logger, opts Options) ht
 		r.Delete("/topics/{topic}/eventSubscriptions/{sub}", h.deleteSubscription)
 		r.Post("/topics/{topic}/eventSubscriptions/{sub}/seek", h.seek)
 		r.Get("/topics/{topic}/eventSubscriptions/{sub}/positions", h.positions)
+		r.Post("/topics/{topic}/eventSubscriptions/{sub}/rotateSigningSecret", h.rotateSigningSecret)
 	})
 	if opts.DevEcho {
 		e := newEcho(log)

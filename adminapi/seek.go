@@ -103,3 +103,41 @@ func (h *handler) positions(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, list[dispatch.PartitionPosition]{Value: pos})
 }
+
+// rotateRequest is the body of POST …/eventSubscriptions/{sub}/rotateSigningSecret.
+type rotateRequest struct {
+	// OverlapMinutes: how long the old secret still signs (default 1440).
+	OverlapMinutes *int `json:"overlapMinutes,omitempty"`
+}
+
+// rotateSigningSecret gives a subscription a new signing secret; the old
+// one keeps signing for the overlap.
+func (h *handler) rotateSigningSecret(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var req rotateRequest
+	if len(strings.TrimSpace(string(body))) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			h.fail(w, r, apierr.BadRequest(apierr.CodeInvalidJSON, `the body must be empty or {"overlapMinutes": <minutes>}: `+err.Error()))
+			return
+		}
+	}
+	overlap := 24 * time.Hour
+	if req.OverlapMinutes != nil {
+		overlap = time.Duration(*req.OverlapMinutes) * time.Minute
+	}
+	secret, until, err := h.reg.RotateSigningSecret(r.Context(), chi.URLParam(r, "topic"), chi.URLParam(r, "sub"), overlap)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{
+		"signingSecret":                   secret,
+		"previousSigningSecretExpiresUtc": until.Format(time.RFC3339),
+	})
+}

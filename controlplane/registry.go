@@ -117,8 +117,12 @@ type subscriptionRecord struct {
 	// Seeks counts the times its cursors were moved (sluice sub seek):
 	// dispatchers seeing it change restart the subscription's units from
 	// the moved cursors.
-	Seeks  int64    `json:"seeks,omitempty"`
-	Writes writeIDs `json:"writes"` // see topicRecord
+	Seeks int64 `json:"seeks,omitempty"`
+	// PreviousSigningSecret still signs deliveries, next to the current
+	// one, until PreviousSigningSecretExpires: a rotation's overlap.
+	PreviousSigningSecret        string    `json:"previousSigningSecret,omitempty"`
+	PreviousSigningSecretExpires time.Time `json:"previousSigningSecretExpires,omitzero"`
+	Writes                       writeIDs  `json:"writes"` // see topicRecord
 }
 
 // writeIDs are the ids of a record's last writes, newest first. Every write

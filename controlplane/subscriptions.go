@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice/apierr"
 	"github.com/sluicehq/sluice/objectlog"
@@ -126,6 +127,7 @@ func (r *Registry) PutSubscription(ctx context.Context, topic string, s schemas.
 		if exists {
 			rec.Writes, writeID = cur.Writes.add()
 			rec.UID, rec.StartOffsets, rec.Seeks = cur.UID, cur.StartOffsets, cur.Seeks
+			rec.PreviousSigningSecret, rec.PreviousSigningSecretExpires = cur.PreviousSigningSecret, cur.PreviousSigningSecretExpires
 		} else {
 			rec.Writes, writeID = writeIDs(nil).add()
 			rec.UID = newUID()
@@ -339,7 +341,7 @@ func (r *Registry) Instance(ctx context.Context, topic, name string) (schemas.Su
 	if err != nil {
 		return schemas.Subscription{}, SubscriptionInstance{}, 0, fmt.Errorf("read subscription %q: %w", name, err)
 	}
-	inst := SubscriptionInstance{UID: rec.UID, StartOffsets: rec.StartOffsets, Seeks: rec.Seeks}
+	inst := instanceOf(rec)
 	return subscriptionOut(rec, v, true), inst, trec.Topic.Properties.Partitions, nil
 }
 
@@ -371,3 +373,45 @@ func (r *Registry) MarkSeek(ctx context.Context, topic, name string) error {
 		}
 	}
 }
+
+// RotateSigningSecret gives a subscription a new signing secret. The old
+// one goes on signing deliveries next to it for overlap, so receivers can
+// switch without rejecting a message (Standard Webhooks rotation). It
+// returns the new secret and when the old one stops.
+func (r *Registry) RotateSigningSecret(ctx context.Context, topic, name string, overlap time.Duration) (string, time.Time, error) {
+	if overlap < 0 || overlap > MaxSigningSecretOverlap {
+		return "", time.Time{}, apierr.BadRequest("", fmt.Sprintf("overlap %v: must be between 0 and %v", overlap, MaxSigningSecretOverlap))
+	}
+	if _, _, _, err := r.Instance(ctx, topic, name); err != nil {
+		return "", time.Time{}, err
+	}
+	key := subscriptionKey(topic, name)
+	for attempt := 1; ; attempt++ {
+		rec, v, err := r.getSubscription(ctx, topic, name)
+		if errors.Is(err, objectlog.ErrNotFound) {
+			return "", time.Time{}, subscriptionNotFound(topic, name, err)
+		}
+		if err != nil {
+			return "", time.Time{}, fmt.Errorf("read subscription %q: %w", name, err)
+		}
+		var writeID string
+		rec.Writes, writeID = rec.Writes.add()
+		rec.PreviousSigningSecret = rec.Subscription.Properties.SigningSecret
+		rec.PreviousSigningSecretExpires = r.now().Add(overlap).UTC()
+		secret := schemas.NewSigningSecret()
+		rec.Subscription.Properties.SigningSecret = secret
+		if _, err = r.write(ctx, key, true, v, &rec, writeID); err == nil {
+			r.changed(ctx)
+			return rec.Subscription.Properties.SigningSecret, rec.PreviousSigningSecretExpires, nil
+		}
+		if err := writeFailed("event subscription", name, err, false, "", attempt); err != nil {
+			return "", time.Time{}, err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return "", time.Time{}, err
+		}
+	}
+}
+
+// MaxSigningSecretOverlap bounds how long a rotated-out secret still signs.
+const MaxSigningSecretOverlap = 7 * 24 * time.Hour

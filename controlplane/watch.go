@@ -43,6 +43,15 @@ type SubscriptionInstance struct {
 	StartOffsets []int64
 	// Seeks changes each time the subscription's cursors are moved.
 	Seeks int64
+	// PreviousSigningSecret signs deliveries too until
+	// PreviousSigningSecretExpires (a rotation's overlap).
+	PreviousSigningSecret        string
+	PreviousSigningSecretExpires time.Time
+}
+
+func instanceOf(rec subscriptionRecord) SubscriptionInstance {
+	return SubscriptionInstance{UID: rec.UID, StartOffsets: rec.StartOffsets, Seeks: rec.Seeks,
+		PreviousSigningSecret: rec.PreviousSigningSecret, PreviousSigningSecretExpires: rec.PreviousSigningSecretExpires}
 }
 
 // Topics returns every topic, sorted by lower-cased name.
@@ -91,7 +100,7 @@ func (r *Registry) load(ctx context.Context, gen uint64) (*Snapshot, error) {
 		}
 		tc := &snap.topics[ti]
 		tc.Subscriptions = append(tc.Subscriptions, subscriptionOut(rec, sversions[i], true))
-		tc.Instances = append(tc.Instances, SubscriptionInstance{UID: rec.UID, StartOffsets: rec.StartOffsets, Seeks: rec.Seeks})
+		tc.Instances = append(tc.Instances, instanceOf(rec))
 	}
 	for _, tc := range snap.topics {
 		sort.Sort(bySubscriptionName(tc))

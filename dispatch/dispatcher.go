@@ -209,7 +209,8 @@ func (d *Dispatcher) units(ctx context.Context) map[unitKey]*unitWant {
 	now := d.clock.Now()
 	for _, tc := range s.Topics() {
 		for i, sub := range tc.Subscriptions {
-			cfg, why := d.subConfig(ctx, sub, now)
+			inst := tc.Instances[i]
+			cfg, why := d.subConfig(ctx, sub, inst, now)
 			name := tc.Topic.Name + "/" + sub.Name
 			if why != "" {
 				if !d.warned[name] {
@@ -219,7 +220,6 @@ func (d *Dispatcher) units(ctx context.Context) map[unitKey]*unitWant {
 				continue
 			}
 			delete(d.warned, name)
-			inst := tc.Instances[i]
 			for p := 0; p < tc.Topic.Properties.Partitions; p++ {
 				w := &unitWant{cfg: cfg, seeks: inst.Seeks}
 				if p < len(inst.StartOffsets) {
@@ -240,7 +240,7 @@ type unitWant struct {
 
 // subConfig resolves a subscription's delivery settings, or says why it
 // cannot be delivered to.
-func (d *Dispatcher) subConfig(ctx context.Context, sub schemas.Subscription, now time.Time) (*subConfig, string) {
+func (d *Dispatcher) subConfig(ctx context.Context, sub schemas.Subscription, inst controlplane.SubscriptionInstance, now time.Time) (*subConfig, string) {
 	p := sub.Properties
 	if p.ExpirationTimeUTC != nil && !now.Before(*p.ExpirationTimeUTC) {
 		return nil, "expired at " + p.ExpirationTimeUTC.Format(time.RFC3339)
@@ -261,6 +261,12 @@ func (d *Dispatcher) subConfig(ctx context.Context, sub schemas.Subscription, no
 		maxEvents:   max(p.Destination.Properties.MaxEventsPerBatch, 1),
 		preferredKB: p.Destination.Properties.PreferredBatchSizeInKilobytes,
 		timeout:     30 * time.Second,
+	}
+	if p.SigningSecret != "" {
+		c.secrets = []string{p.SigningSecret}
+	}
+	if inst.PreviousSigningSecret != "" && now.Before(inst.PreviousSigningSecretExpires) {
+		c.secrets = append(c.secrets, inst.PreviousSigningSecret)
 	}
 	if s := p.Destination.Properties.DeliveryTimeoutInSeconds; s > 0 {
 		c.timeout = time.Duration(s) * time.Second

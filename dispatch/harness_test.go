@@ -103,10 +103,18 @@ type recorded struct {
 }
 
 func newReceiver(t testing.TB, answer func(r *http.Request, ids []string) int) *receiver {
+	return newInspectingReceiver(t, answer, nil)
+}
+
+// newInspectingReceiver is a receiver that also shows inspect every request.
+func newInspectingReceiver(t testing.TB, answer func(r *http.Request, ids []string) int, inspect func(r *http.Request, body []byte)) *receiver {
 	rc := &receiver{answer: answer}
 	rc.mu.byID = map[string]int{}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		if inspect != nil {
+			inspect(r, body)
+		}
 		ids := eventIDs(body)
 		status := http.StatusOK
 		if rc.answer != nil {

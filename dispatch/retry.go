@@ -74,15 +74,16 @@ func (r *runner) deliver(ctx context.Context, events []*Event, attempts int, fir
 	}
 	props := cfg.sub.Properties.Destination.Properties
 	o := r.d.sender.Send(ctx, &Delivery{
-		URL:          props.EndpointURL,
-		Schema:       cfg.sub.Properties.EventDeliverySchema,
-		Batched:      cfg.maxEvents > 1,
-		Topic:        r.u.Topic,
-		Subscription: r.u.Sub,
-		Events:       events,
-		Attempt:      attempts,
-		Headers:      props.DeliveryAttributeMappings,
-		Timeout:      cfg.timeout,
+		URL:            props.EndpointURL,
+		Schema:         cfg.sub.Properties.EventDeliverySchema,
+		Batched:        cfg.maxEvents > 1,
+		Topic:          r.u.Topic,
+		Subscription:   r.u.Sub,
+		Events:         events,
+		Attempt:        attempts,
+		Headers:        props.DeliveryAttributeMappings,
+		Timeout:        cfg.timeout,
+		SigningSecrets: cfg.secrets,
 	})
 	if ctx.Err() != nil {
 		return false // cancelled by a stop or a lost lease: not an attempt

@@ -24,6 +24,7 @@ type subConfig struct {
 	maxEvents   int
 	preferredKB int
 	timeout     time.Duration
+	secrets     []string // Standard Webhooks signing secrets: the current one, and the previous during a rotation
 	// deadLetter: nil means dead-lettering is off (events are dropped).
 	deadLetter *objectlog.Store
 }

@@ -38,6 +38,9 @@ type Delivery struct {
 	// Timeout bounds the whole request, reading the answer included
 	// (0: DefaultDeliveryTimeout).
 	Timeout time.Duration
+	// SigningSecrets (whsec_…) sign the delivery per Standard Webhooks;
+	// two during a rotation; none: unsigned.
+	SigningSecrets []string
 }
 
 // DefaultDeliveryTimeout is how long Event Grid waits for an endpoint.
@@ -276,6 +279,15 @@ func (s *Sender) send(ctx context.Context, d *Delivery, target string) Outcome {
 	h.Set("aeg-delivery-count", strconv.Itoa(d.Attempt))
 	h.Set("aeg-data-version", d.Events[0].DataVersion)
 	h.Set("aeg-metadata-version", "1")
+	if len(d.SigningSecrets) > 0 {
+		now := time.Now
+		if s.Now != nil {
+			now = s.Now
+		}
+		if err := signatureHeaders(h, messageID(d.Events), now(), body, d.SigningSecrets); err != nil {
+			return Outcome{Result: Fatal, Description: OutcomeGenericError, Err: err}
+		}
+	}
 	for _, m := range d.Headers {
 		switch m.Type {
 		case schemas.DeliveryAttributeStatic:

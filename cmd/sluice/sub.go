@@ -34,6 +34,7 @@ func newSubCmd(c *cli) *cobra.Command {
 		newSubShowCmd(c, cfg),
 		newSubDeleteCmd(c, cfg),
 		newSubSeekCmd(c, cfg),
+		newSubRotateSecretCmd(c, cfg),
 	)
 	return cmd
 }
