@@ -65,3 +65,28 @@ func TestSubSeekReplaysThroughTheCLI(t *testing.T) {
 		t.Errorf("graceful stop: %v", err)
 	}
 }
+
+func TestSubRotateSecret(t *testing.T) {
+	s := newAdminServer(t)
+	s.ok(t, "topic", "create", "orders")
+	s.ok(t, "sub", "create", "orders", "audit", "--endpoint", "https://example.com/hook")
+	var before struct{ Properties struct{ SigningSecret string } }
+	if err := json.Unmarshal([]byte(s.ok(t, "sub", "show", "orders", "audit", "--secrets", "-o", "json")), &before); err != nil {
+		t.Fatal(err)
+	}
+	out := s.ok(t, "sub", "rotate-secret", "orders", "audit", "--overlap", "90m")
+	var after struct{ Properties struct{ SigningSecret string } }
+	if err := json.Unmarshal([]byte(s.ok(t, "sub", "show", "orders", "audit", "--secrets", "-o", "json")), &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Properties.SigningSecret == before.Properties.SigningSecret || !strings.Contains(out, after.Properties.SigningSecret) ||
+		!strings.Contains(out, "The old secret signs deliveries too until") {
+		t.Errorf("rotate-secret printed:\n%s\nsecret before %q, after %q", out, before.Properties.SigningSecret, after.Properties.SigningSecret)
+	}
+	if msg := s.fail(t, "sub", "rotate-secret", "orders", "audit", "--overlap", "5s"); !strings.Contains(msg, "whole number of minutes") {
+		t.Errorf("--overlap 5s: %s", msg)
+	}
+	if msg := s.fail(t, "sub", "rotate-secret", "orders", "audit", "--overlap", "200h"); !strings.Contains(msg, "must be between 0 and") {
+		t.Errorf("--overlap 200h: %s", msg)
+	}
+}
