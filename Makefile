@@ -2,7 +2,7 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 # Fuzz targets as PACKAGE:FuzzName, e.g. ./schemas:FuzzValidate; none yet.
-FUZZ_TARGETS ?= ./schemas:FuzzDecodeSubscription ./schemas:FuzzDecodeTopic ./schemas:FuzzParseCloudEvent ./schemas:FuzzParseCloudEventBatch ./schemas:FuzzParseEventGridEvents
+FUZZ_TARGETS ?= ./schemas:FuzzDecodeSubscription ./schemas:FuzzDecodeTopic ./schemas:FuzzParseCloudEvent ./schemas:FuzzParseCloudEventBatch ./schemas:FuzzParseEventGridEvents ./dispatch:FuzzFilterMatch
 FUZZTIME ?= 30s
 
 .PHONY: test test-short bench fuzz build minio

@@ -95,6 +95,9 @@ func NewHandler(reg *controlplane.Registry, log zerolog.Logger, opts Options) ht
 		r.Get("/topics/{topic}/eventSubscriptions/{sub}/positions", h.positions)
 		r.Post("/topics/{topic}/eventSubscriptions/{sub}/rotateSigningSecret", h.rotateSigningSecret)
 	})
+	// An endpoint confirms its validation here (the validationUrl it was
+	// sent): no admin token, the code is the credential.
+	r.Get("/validate/{topic}/{sub}", h.confirmValidation)
 	if opts.DevEcho {
 		e := newEcho(log)
 		r.Post("/dev/echo", e.receive)

@@ -141,3 +141,18 @@ func (h *handler) rotateSigningSecret(w http.ResponseWriter, r *http.Request) {
 		"previousSigningSecretExpiresUtc": until.Format(time.RFC3339),
 	})
 }
+
+// confirmValidation completes a pending endpoint validation.
+func (h *handler) confirmValidation(w http.ResponseWriter, r *http.Request) {
+	code := r.URL.Query().Get("code")
+	if code == "" {
+		h.fail(w, r, apierr.BadRequest("", "the validation URL lacks its code: use the validationUrl exactly as it was sent"))
+		return
+	}
+	topic, name := chi.URLParam(r, "topic"), chi.URLParam(r, "sub")
+	if err := h.reg.ConfirmValidation(r.Context(), topic, name, code); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": fmt.Sprintf("event subscription %s of topic %s is validated: deliveries start", name, topic)})
+}

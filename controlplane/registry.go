@@ -32,6 +32,13 @@ const (
 )
 
 const (
+	// ProvisioningAwaitingManualAction: the endpoint took the validation
+	// event but did not answer with the code; it may confirm at the
+	// validation URL. ProvisioningFailed: the validation failed.
+	ProvisioningAwaitingManualAction = "AwaitingManualAction"
+	ProvisioningFailed               = "Failed"
+	// ValidationURLLifetime is how long a validation URL works.
+	ValidationURLLifetime = 5 * time.Minute
 	// ProvisioningSucceeded is the provisioningState of every stored
 	// resource: sluice has no asynchronous provisioning.
 	ProvisioningSucceeded = "Succeeded"
@@ -69,6 +76,16 @@ type Registry struct {
 	// between its change and its generation bump. Zero means
 	// DefaultResyncEvery; negative, never.
 	ResyncEvery time.Duration
+	// ValidateEndpoint, when set, runs the endpoint validation handshake
+	// of a subscription being created, or whose endpoint or delivery
+	// schema changes: it is given the validation code and the URL the
+	// endpoint may GET instead of answering with the code, and returns the
+	// provisioning state, why if it is not Succeeded, and the rate the
+	// endpoint allows (requests per minute; 0: any). Nil: subscriptions
+	// are Succeeded at once.
+	ValidateEndpoint func(ctx context.Context, topic string, s schemas.Subscription, code, url string) (state, message string, ratePerMinute int)
+	// ValidationURL is where an endpoint confirms a pending validation.
+	ValidationURL func(topic, sub, code string) string
 
 	// seenGeneration is the generation Watch read last; a change
 	// invalidates the cached admin token hash without a request of its own.
@@ -122,7 +139,13 @@ type subscriptionRecord struct {
 	// one, until PreviousSigningSecretExpires: a rotation's overlap.
 	PreviousSigningSecret        string    `json:"previousSigningSecret,omitempty"`
 	PreviousSigningSecretExpires time.Time `json:"previousSigningSecretExpires,omitzero"`
-	Writes                       writeIDs  `json:"writes"` // see topicRecord
+	// ValidationCode is the code a pending endpoint validation waits for
+	// at the validation URL, until ValidationExpires.
+	ValidationCode    string    `json:"validationCode,omitempty"`
+	ValidationExpires time.Time `json:"validationExpires,omitzero"`
+	// AllowedRatePerMinute is the endpoint's WebHook-Allowed-Rate (0: any).
+	AllowedRatePerMinute int      `json:"allowedRatePerMinute,omitempty"`
+	Writes               writeIDs `json:"writes"` // see topicRecord
 }
 
 // writeIDs are the ids of a record's last writes, newest first. Every write

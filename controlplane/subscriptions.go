@@ -2,9 +2,11 @@ package controlplane
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -110,6 +112,7 @@ func (r *Registry) PutSubscription(ctx context.Context, topic string, s schemas.
 		return schemas.Subscription{}, false, err
 	}
 	key := subscriptionKey(topic, s.Name)
+	var checked *endpointCheck // the validation handshake runs once per put, not per write attempt
 	for attempt := 1; ; attempt++ {
 		cur, curVer, err := r.getSubscription(ctx, topic, s.Name)
 		found := err == nil
@@ -149,6 +152,16 @@ func (r *Registry) PutSubscription(ctx context.Context, topic string, s schemas.
 		sub.ApplyDefaults()
 		if err := sub.Validate(r.now()); err != nil {
 			return schemas.Subscription{}, false, err
+		}
+		if r.needsValidation(exists, cur, *sub) {
+			if checked == nil {
+				checked = r.checkEndpoint(ctx, trec.Topic.Name, *sub)
+			}
+			checked.apply(&rec)
+		} else if exists {
+			sub.Properties.ProvisioningState = cur.Subscription.Properties.ProvisioningState
+			sub.Properties.ProvisioningMessage = cur.Subscription.Properties.ProvisioningMessage
+			rec.ValidationCode, rec.ValidationExpires, rec.AllowedRatePerMinute = cur.ValidationCode, cur.ValidationExpires, cur.AllowedRatePerMinute
 		}
 
 		v, err := r.write(ctx, key, found, curVer, &rec, writeID)
@@ -415,3 +428,90 @@ func (r *Registry) RotateSigningSecret(ctx context.Context, topic, name string, 
 
 // MaxSigningSecretOverlap bounds how long a rotated-out secret still signs.
 const MaxSigningSecretOverlap = 7 * 24 * time.Hour
+
+// endpointCheck is the outcome of one validation handshake.
+type endpointCheck struct {
+	state, message string
+	code           string
+	expires        time.Time
+	rate           int
+}
+
+func (c *endpointCheck) apply(rec *subscriptionRecord) {
+	rec.Subscription.Properties.ProvisioningState = c.state
+	rec.Subscription.Properties.ProvisioningMessage = c.message
+	rec.ValidationCode, rec.ValidationExpires, rec.AllowedRatePerMinute = "", time.Time{}, c.rate
+	if c.state == ProvisioningAwaitingManualAction {
+		rec.ValidationCode, rec.ValidationExpires = c.code, c.expires
+	}
+}
+
+// needsValidation: a new subscription, a new endpoint or delivery schema,
+// or one whose earlier validation did not succeed, is validated again,
+// unless it opts out or no validator is configured.
+func (r *Registry) needsValidation(exists bool, cur subscriptionRecord, s schemas.Subscription) bool {
+	if r.ValidateEndpoint == nil || s.Properties.Destination.Properties.SkipEndpointValidation {
+		return false
+	}
+	if !exists {
+		return true
+	}
+	c := cur.Subscription.Properties
+	return c.ProvisioningState != ProvisioningSucceeded ||
+		c.Destination.Properties.SkipEndpointValidation ||
+		c.Destination.Properties.EndpointURL != s.Properties.Destination.Properties.EndpointURL ||
+		c.EventDeliverySchema != s.Properties.EventDeliverySchema
+}
+
+func (r *Registry) checkEndpoint(ctx context.Context, topic string, s schemas.Subscription) *endpointCheck {
+	c := &endpointCheck{code: newUID(), expires: r.now().Add(ValidationURLLifetime).UTC()}
+	url := ""
+	if r.ValidationURL != nil {
+		url = r.ValidationURL(topic, s.Name, c.code)
+	}
+	c.state, c.message, c.rate = r.ValidateEndpoint(ctx, topic, s, c.code, url)
+	if c.state == ProvisioningAwaitingManualAction {
+		c.message += " (until " + c.expires.Format(time.RFC3339) + ")"
+	}
+	return c
+}
+
+// ConfirmValidation completes a pending endpoint validation: the endpoint
+// GETs the validation URL it was sent, which carries the code.
+func (r *Registry) ConfirmValidation(ctx context.Context, topic, name, code string) error {
+	if _, _, _, err := r.Instance(ctx, topic, name); err != nil {
+		return err
+	}
+	key := subscriptionKey(topic, name)
+	for attempt := 1; ; attempt++ {
+		rec, v, err := r.getSubscription(ctx, topic, name)
+		if err != nil {
+			return fmt.Errorf("read subscription %q: %w", name, err)
+		}
+		switch {
+		case rec.Subscription.Properties.ProvisioningState == ProvisioningSucceeded:
+			return nil // confirmed already (a repeated GET)
+		case rec.ValidationCode == "":
+			return apierr.Conflict(fmt.Sprintf("event subscription %q is not waiting for a validation (state %s): update it to validate again", name, rec.Subscription.Properties.ProvisioningState))
+		case subtle.ConstantTimeCompare([]byte(code), []byte(rec.ValidationCode)) != 1:
+			return apierr.New(http.StatusForbidden, "Forbidden", "the validation code is not the one sent to the endpoint")
+		case r.now().After(rec.ValidationExpires):
+			return apierr.BadRequest("", fmt.Sprintf("the validation URL expired at %s: update the subscription to validate again", rec.ValidationExpires.Format(time.RFC3339)))
+		}
+		var writeID string
+		rec.Writes, writeID = rec.Writes.add()
+		rec.Subscription.Properties.ProvisioningState = ProvisioningSucceeded
+		rec.Subscription.Properties.ProvisioningMessage = ""
+		rec.ValidationCode, rec.ValidationExpires = "", time.Time{}
+		if _, err = r.write(ctx, key, true, v, &rec, writeID); err == nil {
+			r.changed(ctx)
+			return nil
+		}
+		if err := writeFailed("event subscription", name, err, false, "", attempt); err != nil {
+			return err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}

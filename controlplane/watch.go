@@ -47,11 +47,14 @@ type SubscriptionInstance struct {
 	// PreviousSigningSecretExpires (a rotation's overlap).
 	PreviousSigningSecret        string
 	PreviousSigningSecretExpires time.Time
+	// AllowedRatePerMinute is the endpoint's WebHook-Allowed-Rate (0: any).
+	AllowedRatePerMinute int
 }
 
 func instanceOf(rec subscriptionRecord) SubscriptionInstance {
 	return SubscriptionInstance{UID: rec.UID, StartOffsets: rec.StartOffsets, Seeks: rec.Seeks,
-		PreviousSigningSecret: rec.PreviousSigningSecret, PreviousSigningSecretExpires: rec.PreviousSigningSecretExpires}
+		PreviousSigningSecret: rec.PreviousSigningSecret, PreviousSigningSecretExpires: rec.PreviousSigningSecretExpires,
+		AllowedRatePerMinute: rec.AllowedRatePerMinute}
 }
 
 // Topics returns every topic, sorted by lower-cased name.

@@ -210,7 +210,7 @@ func (d *Dispatcher) units(ctx context.Context) map[unitKey]*unitWant {
 	for _, tc := range s.Topics() {
 		for i, sub := range tc.Subscriptions {
 			inst := tc.Instances[i]
-			cfg, why := d.subConfig(ctx, sub, inst, now)
+			cfg, why := d.subConfig(ctx, sub, inst, tc.Topic.Properties.Partitions, now)
 			name := tc.Topic.Name + "/" + sub.Name
 			if why != "" {
 				if !d.warned[name] {
@@ -240,18 +240,18 @@ type unitWant struct {
 
 // subConfig resolves a subscription's delivery settings, or says why it
 // cannot be delivered to.
-func (d *Dispatcher) subConfig(ctx context.Context, sub schemas.Subscription, inst controlplane.SubscriptionInstance, now time.Time) (*subConfig, string) {
+func (d *Dispatcher) subConfig(ctx context.Context, sub schemas.Subscription, inst controlplane.SubscriptionInstance, partitions int, now time.Time) (*subConfig, string) {
 	p := sub.Properties
 	if p.ExpirationTimeUTC != nil && !now.Before(*p.ExpirationTimeUTC) {
 		return nil, "expired at " + p.ExpirationTimeUTC.Format(time.RFC3339)
 	}
 	if p.ProvisioningState != "" && p.ProvisioningState != controlplane.ProvisioningSucceeded {
-		return nil, "provisioning state is " + p.ProvisioningState
+		return nil, "provisioning state is " + p.ProvisioningState + ": " + p.ProvisioningMessage
 	}
 	if p.Destination.EndpointType != "WebHook" {
 		return nil, "destination type " + p.Destination.EndpointType + " is not supported"
 	}
-	f := NewFilter(p.Filter)
+	f := NewFilter(p.Filter, p.EventDeliverySchema)
 	if why := f.Unsupported(); why != "" {
 		return nil, why
 	}
@@ -261,6 +261,10 @@ func (d *Dispatcher) subConfig(ctx context.Context, sub schemas.Subscription, in
 		maxEvents:   max(p.Destination.Properties.MaxEventsPerBatch, 1),
 		preferredKB: p.Destination.Properties.PreferredBatchSizeInKilobytes,
 		timeout:     30 * time.Second,
+	}
+	if n := inst.AllowedRatePerMinute; n > 0 {
+		// The endpoint's WebHook-Allowed-Rate, shared by the units.
+		c.ratePerSecond = float64(n) / 60 / float64(max(partitions, 1))
 	}
 	if p.SigningSecret != "" {
 		c.secrets = []string{p.SigningSecret}

@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -10,25 +9,31 @@ import (
 )
 
 // Filter is a subscription's filter, ready to match events: Event Grid's
-// basic filters, all ANDed —
+// basic and advanced filters, all ANDed —
 //
 //   - includedEventTypes: the event's type equals one of them, ignoring
 //     case; an empty list admits every type;
 //   - subjectBeginsWith and subjectEndsWith: plain prefix and suffix (no
 //     wildcards, no path semantics), ignoring case unless
-//     isSubjectCaseSensitive. An event without a subject has subject "".
+//     isSubjectCaseSensitive. An event without a subject has subject "";
+//   - advancedFilters, with enableAdvancedFilteringOnArrays: see
+//     advanced.go for the rules and where they come from.
 //
-// Advanced filters are not implemented yet; see Unsupported.
+// A Filter is safe for concurrent use.
 type Filter struct {
 	types          []string
 	prefix, suffix string
 	caseSensitive  bool
+	advanced       *advanced // nil without advanced filters
 	unsupported    string
 }
 
-// NewFilter compiles f. A nil f matches every event. f is copied: later
-// changes to it do not affect the Filter.
-func NewFilter(f *schemas.Filter) *Filter {
+// NewFilter compiles f for a subscription whose events are delivered in
+// deliverySchema (schemas.EventGridSchema, or CloudEventSchemaV1_0; ""
+// counts as the latter): advanced filter keys name the fields of the
+// schema delivered. A nil f matches every event. f is copied: later changes
+// to it do not affect the Filter.
+func NewFilter(f *schemas.Filter, deliverySchema string) *Filter {
 	if f == nil {
 		return &Filter{}
 	}
@@ -38,19 +43,21 @@ func NewFilter(f *schemas.Filter) *Filter {
 		suffix:        f.SubjectEndsWith,
 		caseSensitive: f.IsSubjectCaseSensitive,
 	}
-	if n := len(f.AdvancedFilters); n > 0 {
-		nf.unsupported = fmt.Sprintf("the subscription has %d advanced filter(s), which sluice does not evaluate yet", n)
+	if len(f.AdvancedFilters) > 0 {
+		nf.advanced, nf.unsupported = compileAdvanced(f, deliverySchema)
 	}
 	return nf
 }
 
 // Unsupported returns why the filter cannot be evaluated faithfully, or
-// "". Match ignores what is unsupported, so a dispatcher must not deliver
-// through a filter whose Unsupported is not empty: that would deliver
-// events the subscriber filtered out.
+// "". A subscription that passed schemas.Validate always gives "": what is
+// left is an advanced filter with an unknown operator or operands of the
+// wrong type, which Match treats as matching nothing. A dispatcher must not
+// deliver through a filter whose Unsupported is not empty.
 func (f *Filter) Unsupported() string { return f.unsupported }
 
-// Match reports whether e passes the filter's basic rules.
+// Match reports whether e passes the filter. Advanced filters read e.JSON,
+// only after the basic filters pass.
 func (f *Filter) Match(e *Event) bool {
 	if len(f.types) > 0 {
 		ok := false
@@ -65,9 +72,13 @@ func (f *Filter) Match(e *Event) bool {
 		}
 	}
 	if f.caseSensitive {
-		return strings.HasPrefix(e.Subject, f.prefix) && strings.HasSuffix(e.Subject, f.suffix)
+		if !strings.HasPrefix(e.Subject, f.prefix) || !strings.HasSuffix(e.Subject, f.suffix) {
+			return false
+		}
+	} else if !hasPrefixFold(e.Subject, f.prefix) || !hasSuffixFold(e.Subject, f.suffix) {
+		return false
 	}
-	return hasPrefixFold(e.Subject, f.prefix) && hasSuffixFold(e.Subject, f.suffix)
+	return f.advanced == nil || f.advanced.match(e.JSON)
 }
 
 // hasPrefixFold is strings.HasPrefix under the case folding of

@@ -56,7 +56,7 @@ func TestFilterMatch(t *testing.T) {
 		{"prefix and suffix may overlap", &schemas.Filter{SubjectBeginsWith: "abc", SubjectEndsWith: "bcd"}, ev("t", "abcd"), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := NewFilter(tc.filter)
+			f := NewFilter(tc.filter, schemas.CloudEventSchemaV1_0)
 			if got := f.Match(tc.event); got != tc.want {
 				t.Errorf("Match(type %q, subject %q) = %v, want %v", tc.event.Type, tc.event.Subject, got, tc.want)
 			}
@@ -68,19 +68,45 @@ func TestFilterMatch(t *testing.T) {
 }
 
 func TestFilterUnsupported(t *testing.T) {
-	f := NewFilter(&schemas.Filter{AdvancedFilters: []schemas.AdvancedFilter{
-		{OperatorType: schemas.OpStringIn, Key: "data.color", Values: []any{"red"}},
-	}})
-	if r := f.Unsupported(); !strings.Contains(r, "advanced filter") {
-		t.Errorf("Unsupported() = %q, want a reason naming advanced filters", r)
+	for _, tc := range []struct {
+		name string
+		af   schemas.AdvancedFilter
+		want string // part of the reason; "" for none
+	}{
+		{"valid advanced filter", schemas.AdvancedFilter{OperatorType: schemas.OpStringIn, Key: "data.color", Values: []any{"red"}}, ""},
+		{"unknown operator", schemas.AdvancedFilter{OperatorType: "NumberEquals", Key: "data.n", Value: 1.0}, `advancedFilters[0]: unknown operatorType "NumberEquals"`},
+		{"number as string", schemas.AdvancedFilter{OperatorType: schemas.OpNumberIn, Key: "data.n", Values: []any{"5"}}, "NumberIn needs number values"},
+		{"missing value", schemas.AdvancedFilter{OperatorType: schemas.OpNumberLessThan, Key: "data.n"}, "NumberLessThan needs a number value"},
+		{"bool as string", schemas.AdvancedFilter{OperatorType: schemas.OpBoolEquals, Key: "data.b", Value: "true"}, "BoolEquals needs a boolean value"},
+		{"range not a pair", schemas.AdvancedFilter{OperatorType: schemas.OpNumberInRange, Key: "data.n", Values: []any{[]any{1.0}}}, "[low, high] pairs"},
+		{"string as number", schemas.AdvancedFilter{OperatorType: schemas.OpStringContains, Key: "data.s", Values: []any{1.0}}, "StringContains needs string values"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := NewFilter(&schemas.Filter{AdvancedFilters: []schemas.AdvancedFilter{tc.af}}, schemas.CloudEventSchemaV1_0)
+			r := f.Unsupported()
+			switch {
+			case tc.want == "" && r != "":
+				t.Errorf("Unsupported() = %q, want none", r)
+			case tc.want != "" && !strings.Contains(r, tc.want):
+				t.Errorf("Unsupported() = %q, want a reason containing %q", r, tc.want)
+			}
+			// What cannot be evaluated matches nothing.
+			e := ceEvent(t, `,"data":{"n":5,"b":true,"s":"x","color":"red"}`)
+			if got, want := f.Match(e), tc.want == ""; got != want {
+				t.Errorf("Match = %v, want %v", got, want)
+			}
+		})
 	}
 }
 
 func TestNewFilterCopies(t *testing.T) {
 	sf := &schemas.Filter{IncludedEventTypes: []string{"a"}}
-	f := NewFilter(sf)
+	sf.AdvancedFilters = []schemas.AdvancedFilter{{OperatorType: schemas.OpStringIn, Key: "subject", Values: []any{"s"}}}
+	f := NewFilter(sf, "")
 	sf.IncludedEventTypes[0] = "b"
-	if !f.Match(&Event{Type: "a"}) {
+	sf.AdvancedFilters[0].Values[0] = "t"
+	sf.AdvancedFilters[0].Key = "id"
+	if !f.Match(&Event{Type: "a", Subject: "s", JSON: []byte(`{"id":"x","subject":"s"}`)}) {
 		t.Error("a change to the schemas.Filter changed the compiled Filter")
 	}
 }

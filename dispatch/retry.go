@@ -72,6 +72,9 @@ func (r *runner) deliver(ctx context.Context, events []*Event, attempts int, fir
 	if attempts > 0 && !now.Before(first.Add(cfg.ttl)) {
 		return r.deadLetter(ctx, cfg, events, ReasonTTL, attempts, last)
 	}
+	if err := r.wait(ctx, cfg); err != nil {
+		return false
+	}
 	props := cfg.sub.Properties.Destination.Properties
 	o := r.d.sender.Send(ctx, &Delivery{
 		URL:            props.EndpointURL,

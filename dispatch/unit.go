@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/sluicehq/sluice/objectlog"
 	"github.com/sluicehq/sluice/schemas"
@@ -25,6 +26,9 @@ type subConfig struct {
 	preferredKB int
 	timeout     time.Duration
 	secrets     []string // Standard Webhooks signing secrets: the current one, and the previous during a rotation
+	// ratePerSecond limits this unit's requests (the endpoint's
+	// WebHook-Allowed-Rate, divided among the partitions); 0: no limit.
+	ratePerSecond float64
 	// deadLetter: nil means dead-lettering is off (events are dropped).
 	deadLetter *objectlog.Store
 }
@@ -83,6 +87,27 @@ type runner struct {
 		written int64  // cursor in the lease object
 	}
 	advanced chan struct{} // a cursor moved (cap 1)
+
+	limit struct {
+		sync.Mutex
+		perSecond float64
+		limiter   *rate.Limiter
+	}
+}
+
+// wait holds a request back to the endpoint's allowed rate.
+func (r *runner) wait(ctx context.Context, cfg *subConfig) error {
+	if cfg.ratePerSecond <= 0 {
+		return nil
+	}
+	r.limit.Lock()
+	if r.limit.limiter == nil || r.limit.perSecond != cfg.ratePerSecond {
+		r.limit.perSecond = cfg.ratePerSecond
+		r.limit.limiter = rate.NewLimiter(rate.Limit(cfg.ratePerSecond), 1)
+	}
+	l := r.limit.limiter
+	r.limit.Unlock()
+	return l.Wait(ctx)
 }
 
 func newRunner(d *Dispatcher, u unitKey, cfg *subConfig, l lease, ver objectlog.Version) *runner {

@@ -64,6 +64,7 @@ func DecodeSubscription(data []byte) (Subscription, error) {
 	s.Topic = ""
 	s.Version = ""
 	s.Properties.ProvisioningState = ""
+	s.Properties.ProvisioningMessage = ""
 	s.Properties.ExpirationTimeUTC = utc(s.Properties.ExpirationTimeUTC)
 	s.normalize()
 	return s, nil

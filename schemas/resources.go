@@ -59,6 +59,9 @@ type SubscriptionProperties struct {
 	// Generated when absent; shown on create and on GET with ?secrets=true.
 	SigningSecret     string `json:"signingSecret,omitempty"`
 	ProvisioningState string `json:"provisioningState,omitempty"` // output only
+	// ProvisioningMessage says why provisioningState is not Succeeded
+	// (a failed or pending endpoint validation). Output only.
+	ProvisioningMessage string `json:"provisioningMessage,omitempty"`
 }
 
 // Destination is where events are delivered. Only WebHook exists today.
@@ -74,7 +77,10 @@ type DestinationProperties struct {
 	PreferredBatchSizeInKilobytes int    `json:"preferredBatchSizeInKilobytes,omitempty"` // 1–1024, default 64
 	// DeliveryTimeoutInSeconds bounds one delivery request (sluice's own
 	// setting: Event Grid always waits 30 s).
-	DeliveryTimeoutInSeconds  int                        `json:"deliveryTimeoutInSeconds,omitempty"`  // 1–300, default 30
+	DeliveryTimeoutInSeconds int `json:"deliveryTimeoutInSeconds,omitempty"` // 1–300, default 30
+	// SkipEndpointValidation delivers without the validation handshake
+	// (sluice's own setting, for local development; off by default).
+	SkipEndpointValidation    bool                       `json:"skipEndpointValidation,omitempty"`
 	DeliveryAttributeMappings []DeliveryAttributeMapping `json:"deliveryAttributeMappings,omitempty"` // at most 10
 }
 

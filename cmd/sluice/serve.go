@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -211,6 +212,10 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 	reg := controlplane.New(store, time.Now)
 	reg.Log = c.log
 	reg.Endpoint = func(topic string) string { return base + "/topics/" + topic + "/api/events" }
+	reg.ValidateEndpoint = dispatch.NewSender(c.log).ValidateEndpoint(dispatch.OriginOf(base))
+	reg.ValidationURL = func(topic, sub, code string) string {
+		return base + "/validate/" + url.PathEscape(topic) + "/" + url.PathEscape(sub) + "?code=" + url.QueryEscape(code)
+	}
 
 	token, created, err := reg.EnsureAdminToken(ctx, os.Getenv(envToken))
 	if err != nil {
@@ -263,6 +268,7 @@ func serve(ctx context.Context, c *cli, cfg serveConfig) error {
 		admin := adminapi.NewHandler(reg, c.log, adminapi.Options{DevEcho: cfg.DevEcho, Log: elog})
 		if cfg.has("api") {
 			mux.Handle("/api/", admin)
+			mux.Handle("/validate/", admin)
 		}
 		if cfg.DevEcho {
 			mux.Handle("/dev/", admin)

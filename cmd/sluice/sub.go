@@ -52,6 +52,7 @@ type subFlags struct {
 	SubjectEndsWith   string
 	MaxEventsPerBatch int
 	TimeoutSeconds    int
+	SkipValidation    bool
 	DeliverySchema    string
 	MaxAttempts       int
 	TTLMinutes        int
@@ -63,7 +64,7 @@ type subFlags struct {
 // subFlagNames are the flags registerFlags defines, in its order.
 var subFlagNames = []string{
 	"endpoint", "event-types", "subject-begins-with", "subject-ends-with", "max-events-per-batch",
-	"delivery-timeout", "delivery-schema", "max-attempts", "ttl-minutes", "label", "header", "secret-header",
+	"delivery-timeout", "skip-validation", "delivery-schema", "max-attempts", "ttl-minutes", "label", "header", "secret-header",
 }
 
 func (sf *subFlags) registerFlags(cmd *cobra.Command) {
@@ -76,6 +77,7 @@ func (sf *subFlags) registerFlags(cmd *cobra.Command) {
 		fmt.Sprintf("events per delivery, 1–%d (server default %d)", schemas.MaxMaxEventsPerBatch, schemas.DefaultMaxEventsPerBatch))
 	f.IntVar(&sf.TimeoutSeconds, "delivery-timeout", 0,
 		fmt.Sprintf("seconds one delivery may take, 1–%d (server default %d)", schemas.MaxDeliveryTimeoutInSeconds, schemas.DefaultDeliveryTimeoutInSeconds))
+	f.BoolVar(&sf.SkipValidation, "skip-validation", false, "deliver without the endpoint validation handshake (local development)")
 	f.StringVar(&sf.DeliverySchema, "delivery-schema", "",
 		"schema of delivered events: "+schemas.CloudEventSchemaV1_0+" or "+schemas.EventGridSchema+" (default: the topic's input schema)")
 	f.IntVar(&sf.MaxAttempts, "max-attempts", 0,
@@ -100,6 +102,7 @@ func (sf *subFlags) subscription(name string) (schemas.Subscription, error) {
 			EndpointURL:              sf.Endpoint,
 			MaxEventsPerBatch:        sf.MaxEventsPerBatch,
 			DeliveryTimeoutInSeconds: sf.TimeoutSeconds,
+			SkipEndpointValidation:   sf.SkipValidation,
 		},
 	}
 	for _, h := range sf.Headers {
@@ -465,6 +468,7 @@ func subFields(s schemas.Subscription) []field {
 	fs = append(fs,
 		field{"signingSecret", secret},
 		field{"state", p.ProvisioningState},
+		field{"stateMessage", p.ProvisioningMessage},
 		field{"etag", s.Version},
 	)
 	return fs
