@@ -19,17 +19,17 @@ import (
 func newSubSeekCmd(c *cli, cfg *clientConfig) *cobra.Command {
 	var at, to string
 	cmd := &cobra.Command{
-		Use:   "seek <topic> <name> (--time <RFC 3339> | --to earliest|latest)",
+		Use:   "seek <topic> <name> (--time <RFC 3339> | --offset earliest|latest)",
 		Short: "Replay a subscription from a time or from the start of retention, or skip it to the tail",
 		Long: "Move every partition cursor of one subscription: to the first event at or after --time,\n" +
-			"to the earliest event retention kept (--to earliest), or past the last one (--to latest).\n" +
+			"to the earliest event retention kept (--offset earliest), or past the last one (--offset latest).\n" +
 			"Delivery continues from there at once; other subscriptions are not touched.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var body map[string]string
 			switch {
 			case at != "" && to != "":
-				return errors.New("give --time or --to, not both")
+				return errors.New("give --time or --offset, not both")
 			case at != "":
 				if _, err := time.Parse(time.RFC3339Nano, at); err != nil {
 					return fmt.Errorf("--time %q: want an RFC 3339 time, like 2026-11-25T10:00:00Z", at)
@@ -38,9 +38,9 @@ func newSubSeekCmd(c *cli, cfg *clientConfig) *cobra.Command {
 			case to == "earliest" || to == "latest":
 				body = map[string]string{"position": to}
 			case to != "":
-				return fmt.Errorf("--to %q: want earliest or latest", to)
+				return fmt.Errorf("--offset %q: want earliest or latest", to)
 			default:
-				return errors.New("say where to: --time <RFC 3339> or --to earliest|latest")
+				return errors.New("say where to: --time <RFC 3339> or --offset earliest|latest")
 			}
 			api, err := cfg.client(os.Getenv)
 			if err != nil {
@@ -78,7 +78,7 @@ func newSubSeekCmd(c *cli, cfg *clientConfig) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&at, "time", "", "replay from the first event at or after this RFC 3339 time")
-	cmd.Flags().StringVar(&to, "to", "", "earliest (replay everything retained) or latest (skip to the tail)")
+	cmd.Flags().StringVar(&to, "offset", "", "earliest (replay everything retained) or latest (skip to the tail)")
 	return cmd
 }
 

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Replay through the CLI against a real server: `sub seek --to earliest`
+// Replay through the CLI against a real server: `sub seek --offset earliest`
 // delivers everything again, `sub show` reports progress, and mistakes get
 // clear errors.
 func TestSubSeekReplaysThroughTheCLI(t *testing.T) {
@@ -40,7 +40,7 @@ func TestSubSeekReplaysThroughTheCLI(t *testing.T) {
 	must("publish", "replays", `{"n":1}`, `{"n":2}`, `{"n":3}`)
 	waitUntil(t, "3 deliveries", 20*time.Second, func() bool { return echoed() == 3 })
 
-	out := must("sub", "seek", "replays", "echo", "--to", "earliest")
+	out := must("sub", "seek", "replays", "echo", "--offset", "earliest")
 	if !strings.Contains(out, "PARTITION") || !strings.Contains(out, "Moved the cursors of replays/echo to earliest") {
 		t.Errorf("seek output:\n%s", out)
 	}
@@ -53,11 +53,11 @@ func TestSubSeekReplaysThroughTheCLI(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"sub", "seek", "replays", "echo"}, "say where to: --time <RFC 3339> or --to earliest|latest"},
+		{[]string{"sub", "seek", "replays", "echo"}, "say where to: --time <RFC 3339> or --offset earliest|latest"},
 		{[]string{"sub", "seek", "replays", "echo", "--time", "yesterday"}, `--time "yesterday": want an RFC 3339 time`},
-		{[]string{"sub", "seek", "replays", "echo", "--to", "middle"}, `--to "middle": want earliest or latest`},
-		{[]string{"sub", "seek", "replays", "echo", "--to", "latest", "--time", "2026-01-01T00:00:00Z"}, "not both"},
-		{[]string{"sub", "seek", "replays", "nope", "--to", "latest"}, `event subscription "nope" of topic "replays" does not exist`},
+		{[]string{"sub", "seek", "replays", "echo", "--offset", "middle"}, `--offset "middle": want earliest or latest`},
+		{[]string{"sub", "seek", "replays", "echo", "--offset", "latest", "--time", "2026-01-01T00:00:00Z"}, "not both"},
+		{[]string{"sub", "seek", "replays", "nope", "--offset", "latest"}, `event subscription "nope" of topic "replays" does not exist`},
 	} {
 		r := cli(c.args...)
 		if r.err == nil || !strings.Contains(r.err.Error(), c.want) {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -105,5 +107,49 @@ func TestEndpointValidation(t *testing.T) {
 	})
 	if err := s.stop(t); err != nil {
 		t.Errorf("graceful stop: %v", err)
+	}
+}
+
+// Advanced filters against a real server, the subscription given as JSON
+// the way the README shows.
+func TestAdvancedFiltersThroughTheCLI(t *testing.T) {
+	s := startServe(t, []string{"SLUICE_TOKEN=" + testAdminToken}, "--store", t.TempDir(), "--dev-echo")
+	must := func(stdin string, args ...string) string {
+		t.Helper()
+		r := runCLIStdin(t, stdin, append(args, "--server", s.base, "--token", testAdminToken)...)
+		if r.err != nil {
+			t.Fatalf("sluice %s: %v\n%s", strings.Join(args, " "), r.err, r.stderr)
+		}
+		return r.stdout
+	}
+	must("", "topic", "create", "filtered", "--partitions", "1")
+	must(`{"properties": {"destination": {"endpointType": "WebHook", "properties": {"endpointUrl": "`+s.base+`/dev/echo"}},
+	 "filter": {"advancedFilters": [
+	   {"operatorType": "NumberGreaterThanOrEquals", "key": "data.amount", "value": 100},
+	   {"operatorType": "StringIn", "key": "data.currency", "values": ["EUR", "USD"]}]}}}`,
+		"sub", "create", "filtered", "big", "-f", "-")
+	must("", "publish", "filtered", `{"amount": 150, "currency": "eur", "n": 1}`, `{"amount": 50, "currency": "EUR", "n": 2}`,
+		`{"amount": 500, "currency": "GBP", "n": 3}`, `{"currency": "USD", "n": 4}`)
+	must("", "publish", "filtered", `{"amount": 100, "currency": "USD", "n": 5}`) // the last one: when it is delivered, the others were judged
+	var got []string
+	waitUntil(t, "the last matching event delivered", 20*time.Second, func() bool {
+		_, body := s.do(t, "GET", "/dev/echo", "", "")
+		var echo struct {
+			Value []struct{ Method, Body string }
+		}
+		_ = json.Unmarshal([]byte(body), &echo)
+		got = got[:0]
+		for _, v := range echo.Value {
+			if v.Method == "POST" {
+				var ev struct{ Data struct{ N int } }
+				_ = json.Unmarshal([]byte(v.Body), &ev)
+				got = append(got, fmt.Sprint(ev.Data.N))
+			}
+		}
+		return slices.Contains(got, "5")
+	})
+	slices.Sort(got)
+	if strings.Join(got, ",") != "1,5" {
+		t.Errorf("delivered events %v, want only 1 and 5 (amount ≥ 100 in EUR or USD, any case)", got)
 	}
 }
