@@ -20,7 +20,9 @@ func TestEndpointValidationStates(t *testing.T) {
 		r := newRegistry(store, c)
 		var calls int
 		var codes []string
-		r.ValidationURL = func(topic, sub, code string) string { return "https://sluice.example/validate/" + topic + "/" + sub + "?code=" + code }
+		r.ValidationURL = func(topic, sub, code string) string {
+			return "https://sluice.example/validate/" + topic + "/" + sub + "?code=" + code
+		}
 		r.ValidateEndpoint = func(_ context.Context, _ string, s schemas.Subscription, code, url string) (string, string, int) {
 			calls++
 			codes = append(codes, code)

@@ -55,7 +55,7 @@ const (
 	memoryLongWindow    = 20 * time.Second
 	memorySample        = 50 * time.Millisecond
 	memoryEventSize     = 200
-	memoryPerAppend     = 10_000
+	memoryPerAppend     = 250              // the same segment size for every backlog: memory must not grow with the backlog, and segments are what a reader holds
 	benchStallAfter     = 30 * time.Second // no delivery progress for this long fails the run
 	benchReadyTimeout   = time.Minute
 	benchKeylessSlice   = 10 * time.Millisecond // ingest's rotation of keyless events over partitions
