@@ -47,6 +47,9 @@ type Dispatcher struct {
 	}
 	snap    atomic.Pointer[controlplane.Snapshot]
 	changed chan struct{} // cap 1: a snapshot arrived or a runner ended
+	beatNow chan struct{} // cap 1: beat at once (a newcomer is timing us)
+	alone   atomic.Bool   // no other live worker: beat every TTL/2
+	held    atomic.Int64  // units held, for the heartbeat
 
 	// Owned by Run's goroutine.
 	runners  map[unitKey]*runner
@@ -82,6 +85,7 @@ func New(l *objectlog.Log, cfg Config, opts Options) (*Dispatcher, error) {
 		leases:  leaseStore{store: l.Store(), clock: opts.Clock},
 		members: newMembership(l.Store(), opts.Clock, cfg.WorkerID, cfg.LeaseTTL, cfg.MemberPoll),
 		changed: make(chan struct{}, 1),
+		beatNow: make(chan struct{}, 1),
 		runners: map[unitKey]*runner{}, retryAt: map[unitKey]time.Time{}, warned: map[string]bool{},
 		dlStores: map[string]*objectlog.Store{},
 	}
@@ -132,7 +136,17 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		wait = min(2*wait, 5*time.Second)
 	}
 	d.log.Info().Dur("lease_ttl", d.cfg.LeaseTTL).Msg("dispatch: worker started")
-	defer d.shutdown()
+	// The heartbeat has a goroutine of its own: a slow reconcile (many
+	// units to acquire from a slow store) must never delay it, or the
+	// worker would fence itself out of its own units.
+	hbCtx, stopBeats := context.WithCancel(context.Background())
+	beatsDone := make(chan struct{})
+	go func() { defer close(beatsDone); d.heartbeats(hbCtx) }()
+	defer func() {
+		stopBeats()
+		<-beatsDone
+		d.shutdown()
+	}()
 
 	var nextPoll time.Time
 	for {
@@ -154,10 +168,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 			nextPoll = d.clock.Now().Add(poll)
 		}
-		alone := len(d.members.live()) == 1
-		if newcomer || d.members.beatDue(now, alone) {
-			if err := d.members.beat(ctx, len(d.runners)); err != nil && ctx.Err() == nil {
-				d.log.Warn().Err(err).Msg("dispatch: heartbeat failed; units stop delivering if it keeps failing")
+		d.alone.Store(len(d.members.live()) == 1)
+		if newcomer {
+			select {
+			case d.beatNow <- struct{}{}:
+			default:
 			}
 		}
 		wake := d.reconcile(ctx)
@@ -176,6 +191,24 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return nil
 		case <-d.changed:
 		case <-d.clock.After(max(next.Sub(d.clock.Now()), time.Millisecond)):
+		}
+	}
+}
+
+// heartbeats rewrites the heartbeat when it is due, until ctx ends.
+func (d *Dispatcher) heartbeats(ctx context.Context) {
+	for {
+		if d.members.beatDue(d.clock.Now(), d.alone.Load()) {
+			if err := d.members.beat(ctx, int(d.held.Load())); err != nil && ctx.Err() == nil {
+				d.log.Warn().Err(err).Msg("dispatch: heartbeat failed; units pause delivering if it keeps failing")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.beatNow:
+			d.members.forceBeat()
+		case <-d.clock.After(d.cfg.MemberPoll / 4):
 		}
 	}
 }
@@ -388,6 +421,7 @@ func (d *Dispatcher) reconcile(ctx context.Context) time.Time {
 		}
 	}
 	d.metrics.Units.Set(float64(len(d.runners)))
+	d.held.Store(int64(len(d.runners)))
 	return wake
 }
 

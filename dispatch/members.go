@@ -48,9 +48,10 @@ type membership struct {
 	ttl   time.Duration
 	poll  time.Duration
 
-	seen     map[string]*sighting // owned by the manager goroutine
+	seen    map[string]*sighting // owned by the manager goroutine
+	started time.Time
+	// Owned by the heartbeat goroutine.
 	beats    int64
-	started  time.Time
 	lastBeat time.Time // when the last successful beat write started
 
 	mu struct {
@@ -100,6 +101,9 @@ func (m *membership) beatDue(now time.Time, alone bool) bool {
 	}
 	return now.Sub(m.lastBeat) >= every-m.poll/10
 }
+
+// forceBeat makes the next beatDue true.
+func (m *membership) forceBeat() { m.lastBeat = time.Time{} }
 
 // Valid reports whether this worker may still start deliveries: its last
 // heartbeat is recent enough that nobody can have taken its units.

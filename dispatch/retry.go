@@ -63,9 +63,14 @@ func (r *runner) deliver(ctx context.Context, events []*Event, attempts int, fir
 	if r.lost() || ctx.Err() != nil {
 		return false
 	}
-	if !r.d.members.Valid() {
-		r.lose("this worker's heartbeat is too old to be sure it still holds the unit")
-		return false
+	// Self-fencing: while this worker's last good heartbeat is too old for
+	// it to be sure nobody took the unit, it starts nothing. When the
+	// heartbeat recovers it goes on; if the unit was taken meanwhile, its
+	// next cursor write fails and it stops.
+	for !r.d.members.Valid() {
+		if !r.pause(ctx, 20*time.Millisecond) {
+			return false
+		}
 	}
 	cfg := r.cfg.Load()
 	now := r.d.clock.Now()

@@ -287,19 +287,42 @@ func runDispatchCluster(t *testing.T, storeURL string) {
 		return out
 	}
 	for name, rc := range receivers {
-		waitUntil(t, name+": every event delivered or dead-lettered", 120*time.Second, func() bool {
+		var missing []string
+		deadline := time.Now().Add(240 * time.Second) // generous: make test runs every package at once
+		for {
 			got := rc.snapshot()
-			if len(got) < events/2 {
-				return false
-			}
 			dl := deadLettered(name)
+			missing = missing[:0]
 			for _, id := range acked {
 				if len(got[id]) == 0 && dl[id] == "" {
-					return false
+					missing = append(missing, id)
 				}
 			}
-			return true
-		})
+			if len(missing) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				retries := 0
+				_ = store.ListAll(context.Background(), "work/cluster/"+name+"/", func(o objectlog.ObjectInfo) error {
+					if strings.Contains(o.Key, "/retry/") {
+						retries++
+					}
+					return nil
+				})
+				var leases []string
+				_ = store.ListAll(context.Background(), "work/cluster/"+name+"/", func(o objectlog.ObjectInfo) error {
+					if strings.HasSuffix(o.Key, "lease.json") {
+						data, _, _ := store.Get(context.Background(), o.Key)
+						leases = append(leases, string(data))
+					}
+					return nil
+				})
+				t.Fatalf("%s: %d events neither delivered nor dead-lettered after 4 minutes (first: %v); %d objects in its retry areas; leases:\n%s\ndispatcher logs:\n%s\n%s",
+					name, len(missing), missing[:min(5, len(missing))], retries, strings.Join(leases, "\n"),
+					lastLines(dispatchers[0].output(), 30), lastLines(dispatchers[2].output(), 30))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	for name, rc := range receivers {
 		got := rc.snapshot()
@@ -385,4 +408,9 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
