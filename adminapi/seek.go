@@ -10,7 +10,9 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/sluicehq/sluice/apierr"
+	"github.com/sluicehq/sluice/controlplane"
 	"github.com/sluicehq/sluice/dispatch"
+	"github.com/sluicehq/sluice/schemas"
 )
 
 // seekRequest is the body of POST …/eventSubscriptions/{sub}/seek: exactly
@@ -61,14 +63,8 @@ func (h *handler) seek(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if h.elog == nil {
-		h.fail(w, r, apierr.New(http.StatusNotImplemented, "NotImplemented", "this server was started without access to the log"))
-		return
-	}
-	topic, name := chi.URLParam(r, "topic"), chi.URLParam(r, "sub")
-	sub, inst, parts, err := h.reg.Instance(r.Context(), topic, name)
-	if err != nil {
-		h.fail(w, r, err)
+	sub, inst, parts, ok := h.subscriptionInLog(w, r)
+	if !ok {
 		return
 	}
 	pos, err := dispatch.Seek(r.Context(), h.elog, sub.Topic, sub.Name, inst, parts, target)
@@ -86,14 +82,8 @@ func (h *handler) seek(w http.ResponseWriter, r *http.Request) {
 
 // positions reports each partition's cursor, tail and backlog.
 func (h *handler) positions(w http.ResponseWriter, r *http.Request) {
-	if h.elog == nil {
-		h.fail(w, r, apierr.New(http.StatusNotImplemented, "NotImplemented", "this server was started without access to the log"))
-		return
-	}
-	topic, name := chi.URLParam(r, "topic"), chi.URLParam(r, "sub")
-	sub, inst, parts, err := h.reg.Instance(r.Context(), topic, name)
-	if err != nil {
-		h.fail(w, r, err)
+	sub, inst, parts, ok := h.subscriptionInLog(w, r)
+	if !ok {
 		return
 	}
 	pos, err := dispatch.Positions(r.Context(), h.elog, sub.Topic, sub.Name, inst, parts)
@@ -155,4 +145,19 @@ func (h *handler) confirmValidation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"message": fmt.Sprintf("event subscription %s of topic %s is validated: deliveries start", name, topic)})
+}
+
+// subscriptionInLog looks up the route's subscription for a route that
+// works on its delivery state in the log; false: the answer is written.
+func (h *handler) subscriptionInLog(w http.ResponseWriter, r *http.Request) (schemas.Subscription, controlplane.SubscriptionInstance, int, bool) {
+	if h.elog == nil {
+		h.fail(w, r, apierr.New(http.StatusNotImplemented, "NotImplemented", "this server was started without access to the log"))
+		return schemas.Subscription{}, controlplane.SubscriptionInstance{}, 0, false
+	}
+	sub, inst, parts, err := h.reg.Instance(r.Context(), chi.URLParam(r, "topic"), chi.URLParam(r, "sub"))
+	if err != nil {
+		h.fail(w, r, err)
+		return schemas.Subscription{}, controlplane.SubscriptionInstance{}, 0, false
+	}
+	return sub, inst, parts, true
 }

@@ -362,29 +362,11 @@ func (r *Registry) Instance(ctx context.Context, topic, name string) (schemas.Su
 // dispatcher restarts its units from them (at its next Watch poll, or at
 // once in this process).
 func (r *Registry) MarkSeek(ctx context.Context, topic, name string) error {
-	key := subscriptionKey(topic, name)
-	for attempt := 1; ; attempt++ {
-		rec, v, err := r.getSubscription(ctx, topic, name)
-		if errors.Is(err, objectlog.ErrNotFound) {
-			return subscriptionNotFound(topic, name, err)
-		}
-		if err != nil {
-			return fmt.Errorf("read subscription %q: %w", name, err)
-		}
-		var writeID string
-		rec.Writes, writeID = rec.Writes.add()
+	_, err := r.updateSubscription(ctx, topic, name, func(rec *subscriptionRecord) error {
 		rec.Seeks++
-		if _, err = r.write(ctx, key, true, v, &rec, writeID); err == nil {
-			r.changed(ctx)
-			return nil
-		}
-		if err := writeFailed("event subscription", name, err, false, "", attempt); err != nil {
-			return err
-		}
-		if err := pause(ctx, attempt); err != nil {
-			return err
-		}
-	}
+		return nil
+	})
+	return err
 }
 
 // RotateSigningSecret gives a subscription a new signing secret. The old
@@ -395,33 +377,54 @@ func (r *Registry) RotateSigningSecret(ctx context.Context, topic, name string, 
 	if overlap < 0 || overlap > MaxSigningSecretOverlap {
 		return "", time.Time{}, apierr.BadRequest("", fmt.Sprintf("overlap %v: must be between 0 and %v", overlap, MaxSigningSecretOverlap))
 	}
-	if _, _, _, err := r.Instance(ctx, topic, name); err != nil {
+	rec, err := r.updateSubscription(ctx, topic, name, func(rec *subscriptionRecord) error {
+		rec.PreviousSigningSecret = rec.Subscription.Properties.SigningSecret
+		rec.PreviousSigningSecretExpires = r.now().Add(overlap).UTC()
+		rec.Subscription.Properties.SigningSecret = schemas.NewSigningSecret()
+		return nil
+	})
+	if err != nil {
 		return "", time.Time{}, err
+	}
+	return rec.Subscription.Properties.SigningSecret, rec.PreviousSigningSecretExpires, nil
+}
+
+// errUnchanged, from an updateSubscription change, means there is nothing
+// to write.
+var errUnchanged = errors.New("unchanged")
+
+// updateSubscription applies change to a subscription's stored record and
+// writes it back by compare-and-swap, again on a fresh read when it loses a
+// race, then tells the watchers. A change that fails stops it unwritten.
+func (r *Registry) updateSubscription(ctx context.Context, topic, name string, change func(*subscriptionRecord) error) (subscriptionRecord, error) {
+	if _, _, _, err := r.Instance(ctx, topic, name); err != nil {
+		return subscriptionRecord{}, err // names checked, and not an orphan of a deleted topic
 	}
 	key := subscriptionKey(topic, name)
 	for attempt := 1; ; attempt++ {
 		rec, v, err := r.getSubscription(ctx, topic, name)
 		if errors.Is(err, objectlog.ErrNotFound) {
-			return "", time.Time{}, subscriptionNotFound(topic, name, err)
+			return rec, subscriptionNotFound(topic, name, err)
 		}
 		if err != nil {
-			return "", time.Time{}, fmt.Errorf("read subscription %q: %w", name, err)
+			return rec, fmt.Errorf("read subscription %q: %w", name, err)
+		}
+		if err := change(&rec); errors.Is(err, errUnchanged) {
+			return rec, nil
+		} else if err != nil {
+			return rec, err
 		}
 		var writeID string
 		rec.Writes, writeID = rec.Writes.add()
-		rec.PreviousSigningSecret = rec.Subscription.Properties.SigningSecret
-		rec.PreviousSigningSecretExpires = r.now().Add(overlap).UTC()
-		secret := schemas.NewSigningSecret()
-		rec.Subscription.Properties.SigningSecret = secret
 		if _, err = r.write(ctx, key, true, v, &rec, writeID); err == nil {
 			r.changed(ctx)
-			return rec.Subscription.Properties.SigningSecret, rec.PreviousSigningSecretExpires, nil
+			return rec, nil
 		}
 		if err := writeFailed("event subscription", name, err, false, "", attempt); err != nil {
-			return "", time.Time{}, err
+			return rec, err
 		}
 		if err := pause(ctx, attempt); err != nil {
-			return "", time.Time{}, err
+			return rec, err
 		}
 	}
 }
@@ -479,18 +482,10 @@ func (r *Registry) checkEndpoint(ctx context.Context, topic string, s schemas.Su
 // ConfirmValidation completes a pending endpoint validation: the endpoint
 // GETs the validation URL it was sent, which carries the code.
 func (r *Registry) ConfirmValidation(ctx context.Context, topic, name, code string) error {
-	if _, _, _, err := r.Instance(ctx, topic, name); err != nil {
-		return err
-	}
-	key := subscriptionKey(topic, name)
-	for attempt := 1; ; attempt++ {
-		rec, v, err := r.getSubscription(ctx, topic, name)
-		if err != nil {
-			return fmt.Errorf("read subscription %q: %w", name, err)
-		}
+	_, err := r.updateSubscription(ctx, topic, name, func(rec *subscriptionRecord) error {
 		switch {
 		case rec.Subscription.Properties.ProvisioningState == ProvisioningSucceeded:
-			return nil // confirmed already (a repeated GET)
+			return errUnchanged // confirmed already (a repeated GET)
 		case rec.ValidationCode == "":
 			return apierr.Conflict(fmt.Sprintf("event subscription %q is not waiting for a validation (state %s): update it to validate again", name, rec.Subscription.Properties.ProvisioningState))
 		case subtle.ConstantTimeCompare([]byte(code), []byte(rec.ValidationCode)) != 1:
@@ -498,20 +493,10 @@ func (r *Registry) ConfirmValidation(ctx context.Context, topic, name, code stri
 		case r.now().After(rec.ValidationExpires):
 			return apierr.BadRequest("", fmt.Sprintf("the validation URL expired at %s: update the subscription to validate again", rec.ValidationExpires.Format(time.RFC3339)))
 		}
-		var writeID string
-		rec.Writes, writeID = rec.Writes.add()
 		rec.Subscription.Properties.ProvisioningState = ProvisioningSucceeded
 		rec.Subscription.Properties.ProvisioningMessage = ""
 		rec.ValidationCode, rec.ValidationExpires = "", time.Time{}
-		if _, err = r.write(ctx, key, true, v, &rec, writeID); err == nil {
-			r.changed(ctx)
-			return nil
-		}
-		if err := writeFailed("event subscription", name, err, false, "", attempt); err != nil {
-			return err
-		}
-		if err := pause(ctx, attempt); err != nil {
-			return err
-		}
-	}
+		return nil
+	})
+	return err
 }

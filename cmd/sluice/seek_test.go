@@ -12,17 +12,7 @@ import (
 // clear errors.
 func TestSubSeekReplaysThroughTheCLI(t *testing.T) {
 	s := startServe(t, []string{"SLUICE_TOKEN=" + testAdminToken}, "--store", t.TempDir(), "--dev-echo")
-	cli := func(args ...string) cliResult {
-		return runCLI(t, append(args, "--server", s.base, "--token", testAdminToken)...)
-	}
-	must := func(args ...string) string {
-		t.Helper()
-		r := cli(args...)
-		if r.err != nil {
-			t.Fatalf("sluice %s: %v\n%s", strings.Join(args, " "), r.err, r.stderr)
-		}
-		return r.stdout
-	}
+	cli, must := s.cli(t)
 	echoed := func() int {
 		_, body := s.do(t, "GET", "/dev/echo", "", "")
 		var got struct{ Value []struct{ Method string } }
@@ -99,4 +89,21 @@ func TestSubRotateSecret(t *testing.T) {
 	if msg := s.fail(t, "sub", "rotate-secret", "orders", "audit", "--overlap", "200h"); !strings.Contains(msg, "must be between 0 and") {
 		t.Errorf("--overlap 200h: %s", msg)
 	}
+}
+
+// cli returns how to run the CLI against s with the admin token: run
+// returns what happened, must fails the test unless it succeeded.
+func (s *server) cli(t *testing.T) (run func(args ...string) cliResult, must func(args ...string) string) {
+	run = func(args ...string) cliResult {
+		return runCLI(t, append(args, "--server", s.base, "--token", testAdminToken)...)
+	}
+	must = func(args ...string) string {
+		t.Helper()
+		r := run(args...)
+		if r.err != nil {
+			t.Fatalf("sluice %s: %v\n%s", strings.Join(args, " "), r.err, r.stderr)
+		}
+		return r.stdout
+	}
+	return run, must
 }

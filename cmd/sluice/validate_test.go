@@ -19,17 +19,7 @@ import (
 // opt-out, and nothing delivered before an endpoint is validated.
 func TestEndpointValidation(t *testing.T) {
 	s := startServe(t, []string{"SLUICE_TOKEN=" + testAdminToken}, "--store", t.TempDir(), "--dev-echo")
-	cli := func(args ...string) cliResult {
-		return runCLI(t, append(args, "--server", s.base, "--token", testAdminToken)...)
-	}
-	must := func(args ...string) string {
-		t.Helper()
-		r := cli(args...)
-		if r.err != nil {
-			t.Fatalf("sluice %s: %v\n%s", strings.Join(args, " "), r.err, r.stderr)
-		}
-		return r.stdout
-	}
+	_, must := s.cli(t)
 	// A receiver that takes the validation event without answering the
 	// code, and keeps the validation URL to confirm later.
 	var mu sync.Mutex
