@@ -136,15 +136,6 @@ func (r *runner) stop(release bool) {
 	r.stopOnce.Do(func() { close(r.stopCh) })
 }
 
-func (r *runner) stopping() bool {
-	select {
-	case <-r.stopCh:
-		return true
-	default:
-		return false
-	}
-}
-
 // lose marks the lease lost: another worker holds the unit, or this
 // worker's heartbeat is too old to be sure it does not.
 func (r *runner) lose(why string) {

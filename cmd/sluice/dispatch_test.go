@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -85,6 +86,9 @@ var workerStarted = regexp.MustCompile(`"worker":"([^"]+)"[^\n]*dispatch: worker
 // duplicates are bounded by what was in flight around the kill.
 func TestDispatchClusterSurvivesKill9(t *testing.T) {
 	if testing.Short() {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("-short under CI=true would skip the multi-process crash test CI must run")
+		}
 		t.Skip("multi-process cluster test")
 	}
 	for _, b := range []struct {

@@ -1,3 +1,7 @@
+// Routes on a subscription's delivery state rather than its resource:
+// replay (seek), positions, signing-secret rotation and the endpoint
+// validation URL.
+
 package adminapi
 
 import (
