@@ -321,6 +321,19 @@ func runDispatchCluster(t *testing.T, storeURL string) {
 					}
 					return nil
 				})
+				// Where the workers wait: SIGQUIT makes a Go process print
+				// every goroutine's stack (on stderr, which the test keeps).
+				for i, d := range dispatchers {
+					if i == victim || d.cmd.ProcessState != nil {
+						continue
+					}
+					_ = d.cmd.Process.Signal(syscall.SIGQUIT)
+					select {
+					case <-d.done:
+					case <-time.After(10 * time.Second):
+					}
+					t.Logf("dispatcher %s goroutines (sluice frames):\n%s", workerIDs[i], sluiceFrames(d.output()))
+				}
 				t.Fatalf("%s: %d events neither delivered nor dead-lettered after 4 minutes (first: %v); %d objects in its retry areas; leases:\n%s\ndispatcher logs:\n%s\n%s",
 					name, len(missing), missing[:min(5, len(missing))], retries, strings.Join(leases, "\n"),
 					lastLines(dispatchers[0].output(), 30), lastLines(dispatchers[2].output(), 30))
@@ -417,4 +430,16 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// sluiceFrames keeps the goroutine headers and sluice's own frames of a
+// Go stack dump.
+func sluiceFrames(out string) string {
+	var keep []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "goroutine ") || strings.Contains(line, "sluicehq/sluice/") {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
