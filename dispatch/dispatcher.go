@@ -507,7 +507,9 @@ func (d *Dispatcher) acquireAll(ctx context.Context, todo []unitKey, want map[un
 		}
 		if p.takeover != "" {
 			d.metrics.Takeovers.Inc()
-			d.log.Info().Str("topic", u.Topic).Str("subscription", u.Sub).Int("partition", u.Partition).Str("from", p.takeover).Int64("epoch", p.next.Epoch).Msg("dispatch: took over a unit whose holder stopped beating")
+			d.log.Info().Str("topic", u.Topic).Str("subscription", u.Sub).Int("partition", u.Partition).Str("from", p.takeover).Int64("epoch", p.next.Epoch).Int64("cursor", p.next.Cursor).Msg("dispatch: took over a unit whose holder stopped beating")
+		} else {
+			d.log.Info().Str("topic", u.Topic).Str("subscription", u.Sub).Int("partition", u.Partition).Int64("epoch", p.next.Epoch).Int64("cursor", p.next.Cursor).Msg("dispatch: acquired a unit")
 		}
 		results[i].runner = newRunner(d, u, want[u].cfg, *p.next, v)
 		results[i].runner.seeks = want[u].seeks

@@ -344,6 +344,7 @@ func (r *runner) intake(stopCtx, deliverCtx context.Context) {
 			}
 		}
 	}
+	r.log.Info().Int64("cursor", from).Int64("offset", rd.Offset()).Msg("dispatch: reading the partition")
 	if gap := rd.Offset() - from; gap > 0 {
 		r.d.metrics.Dropped.WithLabelValues(r.u.Topic, r.u.Sub).Add(float64(gap))
 		r.log.Warn().Int64("events", gap).Msg("dispatch: the cursor was behind the topic's retention; the expired events are counted as dropped")
