@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sluicehq/sluice/adminapi"
 	"github.com/sluicehq/sluice/controlplane"
@@ -62,6 +63,7 @@ type serveConfig struct {
 	WatchEvery      time.Duration
 	JanitorEvery    time.Duration
 	ShutdownTimeout time.Duration
+	Profile         string
 }
 
 func (cfg *serveConfig) registerFlags(cmd *cobra.Command) {
@@ -86,6 +88,47 @@ func (cfg *serveConfig) registerFlags(cmd *cobra.Command) {
 	f.DurationVar(&cfg.WatchEvery, "watch-every", 2*time.Second, "how often workers look for changed topics and subscriptions (one GET each time)")
 	f.DurationVar(&cfg.JanitorEvery, "janitor-every", 10*time.Minute, "how often the dispatch role applies retention and removes orphan segments")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for in-flight requests")
+	f.StringVar(&cfg.Profile, "profile", profileLowLatency,
+		"settings to start from: "+profileLowLatency+" (flush at once, cursor every second: a directory or a MinIO you run) or "+
+			profileLowCost+" (1 s flushes, cursor every 10 s: S3, GCS, Azure, where requests are billed); flags given explicitly override it")
+}
+
+// The two documented ends of the latency/cost trade-off (docs/benchmarks.md).
+const (
+	profileLowLatency = "low-latency"
+	profileLowCost    = "low-cost"
+)
+
+// applyProfile replaces the log and dispatch settings with those of
+// --profile, keeping every flag that was given explicitly.
+func (cfg *serveConfig) applyProfile(fs *pflag.FlagSet) error {
+	var logCfg objectlog.Config
+	var dispCfg dispatch.Config
+	switch cfg.Profile {
+	case profileLowLatency, "":
+		return nil // the flags' defaults are this profile
+	case profileLowCost:
+		logCfg, dispCfg = objectlog.LowCost, dispatch.LowCost
+	default:
+		return fmt.Errorf("--profile %q: want %s or %s", cfg.Profile, profileLowLatency, profileLowCost)
+	}
+	// The flags that set log and dispatch settings (others keep their values).
+	own := flag.NewFlagSet("profile", flag.ContinueOnError)
+	logCfg.RegisterFlags(own)
+	dispCfg.RegisterFlags(own)
+	given := map[string]string{}
+	fs.Visit(func(f *pflag.Flag) {
+		if own.Lookup(f.Name) != nil {
+			given[f.Name] = f.Value.String()
+		}
+	})
+	cfg.Log, cfg.Dispatch = logCfg, dispCfg
+	for name, v := range given {
+		if err := fs.Set(name, v); err != nil {
+			return fmt.Errorf("--%s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // resolve fills in what the flags left open from the environment.
@@ -154,6 +197,9 @@ func newServeCmd(c *cli) *cobra.Command {
 		Short: "Run sluice roles against a store until SIGINT or SIGTERM",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.applyProfile(cmd.Flags()); err != nil {
+				return err
+			}
 			cfg.resolve(os.Getenv)
 			if err := cfg.validate(); err != nil {
 				return err

@@ -8,6 +8,10 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/sluicehq/sluice/dispatch"
+	"github.com/sluicehq/sluice/objectlog"
 )
 
 func TestServeConfigStore(t *testing.T) {
@@ -113,5 +117,37 @@ func TestServeCancelledWhileStarting(t *testing.T) {
 	cancel()
 	if err := serve(ctx, c, serveConfig{Store: "mem://", Addr: "127.0.0.1:0", Roles: []string{"all"}}); err != nil {
 		t.Fatalf("serve with a cancelled context: %v, want a clean stop", err)
+	}
+}
+
+func TestServeProfile(t *testing.T) {
+	parse := func(args ...string) (serveConfig, error) {
+		var cfg serveConfig
+		cmd := &cobra.Command{Use: "serve"}
+		cfg.registerFlags(cmd)
+		if err := cmd.ParseFlags(args); err != nil {
+			t.Fatal(err)
+		}
+		return cfg, cfg.applyProfile(cmd.Flags())
+	}
+	cfg, err := parse("--profile", "low-cost", "--cursor-every", "3s", "--roles", "ingest,dispatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Log.FlushInterval != objectlog.LowCost.FlushInterval || cfg.Log.PollMin != objectlog.LowCost.PollMin {
+		t.Errorf("low-cost log settings: flush %v, poll-min %v; want %v, %v", cfg.Log.FlushInterval, cfg.Log.PollMin, objectlog.LowCost.FlushInterval, objectlog.LowCost.PollMin)
+	}
+	if cfg.Dispatch.CursorEvery != 3*time.Second || cfg.Dispatch.LeaseTTL != dispatch.LowCost.LeaseTTL {
+		t.Errorf("an explicit flag must override the profile: cursor-every %v (want 3s), lease-ttl %v (want %v)", cfg.Dispatch.CursorEvery, cfg.Dispatch.LeaseTTL, dispatch.LowCost.LeaseTTL)
+	}
+	if strings.Join(cfg.Roles, ",") != "ingest,dispatch" {
+		t.Errorf("roles %v: a profile must leave other flags alone", cfg.Roles)
+	}
+	cfg, err = parse()
+	if err != nil || cfg.Log != objectlog.LowLatency {
+		t.Errorf("default profile: %+v, %v; want objectlog.LowLatency", cfg.Log, err)
+	}
+	if _, err := parse("--profile", "cheap"); err == nil || !strings.Contains(err.Error(), "low-latency or low-cost") {
+		t.Errorf("unknown profile: %v, want an error naming the choices", err)
 	}
 }
