@@ -24,7 +24,8 @@
 // most 1 MiB. Errors have Event Grid's body (see apierr).
 //
 // With Options.DevEcho, /dev/echo (no auth) is a webhook receiver for
-// trying sluice out: see echo.go.
+// trying sluice out (see echo.go), and POST /dev/null a no-op endpoint for
+// `sluice bench`'s baseline.
 package adminapi
 
 import (
@@ -103,6 +104,12 @@ func NewHandler(reg *controlplane.Registry, log zerolog.Logger, opts Options) ht
 		r.Post("/dev/echo", e.receive)
 		r.Options("/dev/echo", e.abuseProtection)
 		r.Get("/dev/echo", e.list)
+		// A no-op handler on the same HTTP stack as publishing: the
+		// baseline `sluice bench` measures the server's throughput against.
+		r.Post("/dev/null", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+			w.WriteHeader(http.StatusOK)
+		})
 	}
 	return r
 }

@@ -56,6 +56,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newPublishCmd(c),
 		newTailCmd(c),
 		newDLQCmd(c),
+		newBenchCmd(c),
 	)
 	return root
 }
