@@ -181,13 +181,14 @@ type Idle struct {
 
 // Requests are object-store requests over a phase, normalised to 1M events.
 type Requests struct {
-	Events int64 `json:"events"` // what the counts are normalised by
-	Total  int64 `json:"total"`
+	Events  int64   `json:"events"`  // what the counts are normalised by
+	Seconds float64 `json:"seconds"` // how long the phase took, publishing and delivery
+	Total   int64   `json:"total"`
 	// ByOp counts requests by operation (get, put_if_absent, list, …), all results.
-	ByOp                map[string]int64 `json:"byOp"`
-	NotFound            int64            `json:"notFound"`
-	ConditionalFailures int64            `json:"conditionalFailures"`
-	PerMillion          float64          `json:"perMillionEvents"`
+	ByOp                map[string]int64   `json:"byOp"`
+	NotFound            int64              `json:"notFound"`
+	ConditionalFailures int64              `json:"conditionalFailures"`
+	PerMillion          float64            `json:"perMillionEvents"`
 	ByOpPerMillion      map[string]float64 `json:"byOpPerMillionEvents"`
 	// CostPerMillionUSD is the request cost of 1M events at S3 list prices
 	// (PUT, LIST $0.005 per 1,000; GET, HEAD $0.0004 per 1,000; DELETE free).
@@ -200,8 +201,8 @@ const (
 	priceClassB = 0.0004 / 1000 // GET, HEAD
 )
 
-func requestsOf(d storeCounts, events int64) Requests {
-	r := Requests{Events: events, ByOp: map[string]int64{}, ByOpPerMillion: map[string]float64{}}
+func requestsOf(d storeCounts, events int64, elapsed time.Duration) Requests {
+	r := Requests{Events: events, Seconds: elapsed.Seconds(), ByOp: map[string]int64{}, ByOpPerMillion: map[string]float64{}}
 	cost := 0.0
 	for k, v := range d {
 		op, result, _ := strings.Cut(k, "/")
@@ -594,7 +595,7 @@ func (r *runner) full(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	d.Requests = requestsOf(after.sub(before), p.Events)
+	d.Requests = requestsOf(after.sub(before), p.Events, time.Since(start))
 	r.progress("  %.0f deliveries/s, %d duplicates; %.0f store requests per 1M events", d.EventsPerSec, d.Duplicates, d.Requests.PerMillion)
 	if d.TimedOut {
 		r.progress("  not every event was delivered in time: %d of %d", got, d.Expected)
@@ -620,6 +621,7 @@ func (r *runner) steady(ctx context.Context) (*Steady, error) {
 		return nil, err
 	}
 	r.progress("steady: %d single-event requests/s for %v", cfg.Rate, cfg.Duration)
+	start := time.Now()
 	res := openLoop(ctx, float64(cfg.Rate), max(cfg.Connections, 1), cfg.Duration, func(ctx context.Context, seq int64) error {
 		return r.publish(ctx, phaseSteady, seq, 1)
 	})
@@ -635,7 +637,7 @@ func (r *runner) steady(ctx context.Context) (*Steady, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Requests = requestsOf(after.sub(before), s.Events)
+	s.Requests = requestsOf(after.sub(before), s.Events, time.Since(start))
 	r.progress("  publish→delivery p50 %.1f ms p99 %.1f ms; ack p50 %.2f ms p99 %.2f ms; %.0f store requests per 1M events",
 		s.ToDelivery.P50, s.ToDelivery.P99, s.Ack.P50, s.Ack.P99, s.Requests.PerMillion)
 	return s, nil
