@@ -52,9 +52,13 @@ type Dispatcher struct {
 	held    atomic.Int64  // units held, for the heartbeat
 
 	// Owned by Run's goroutine.
-	runners  map[unitKey]*runner
-	retryAt  map[unitKey]time.Time // earliest next acquisition attempt of a unit
-	warned   map[string]bool       // subscriptions already reported as not deliverable
+	runners map[unitKey]*runner
+	retryAt map[unitKey]time.Time // earliest next acquisition attempt of a unit
+	// unheld are units whose lease may name this worker although no runner
+	// works them: a runner that ended without releasing, or an acquisition
+	// whose outcome is unknown. releaseUnheld settles them.
+	unheld   map[unitKey]bool
+	warned   map[string]bool // subscriptions already reported as not deliverable
 	dlStores map[string]*objectlog.Store
 }
 
@@ -86,7 +90,7 @@ func New(l *objectlog.Log, cfg Config, opts Options) (*Dispatcher, error) {
 		members: newMembership(l.Store(), opts.Clock, cfg.WorkerID, cfg.LeaseTTL, cfg.MemberPoll),
 		changed: make(chan struct{}, 1),
 		beatNow: make(chan struct{}, 1),
-		runners: map[unitKey]*runner{}, retryAt: map[unitKey]time.Time{}, warned: map[string]bool{},
+		runners: map[unitKey]*runner{}, retryAt: map[unitKey]time.Time{}, warned: map[string]bool{}, unheld: map[unitKey]bool{},
 		dlStores: map[string]*objectlog.Store{},
 	}
 	d.sched.s = RetrySchedule{Scale: cfg.RetryScale, Rand: opts.Rand}
@@ -364,6 +368,11 @@ func (d *Dispatcher) reconcile(ctx context.Context) time.Time {
 		select {
 		case <-r.done:
 			delete(d.runners, u)
+			if !r.released.Load() {
+				// Its lease may still name this worker (a final write
+				// failed, or a write it thought lost had landed).
+				d.unheld[u] = true
+			}
 			continue
 		default:
 		}
@@ -401,12 +410,17 @@ func (d *Dispatcher) reconcile(ctx context.Context) time.Time {
 			delete(d.retryAt, u)
 		}
 	}
+	d.releaseUnheld(ctx, owner)
 	results := d.acquireAll(ctx, todo, want)
 	for i, u := range todo {
 		res := results[i]
+		if res.uncertain {
+			d.unheld[u] = true
+		}
 		switch {
 		case res.runner != nil:
 			delete(d.retryAt, u)
+			delete(d.unheld, u)
 			d.runners[u] = res.runner
 			go res.runner.run()
 		default:
@@ -426,8 +440,37 @@ func (d *Dispatcher) reconcile(ctx context.Context) time.Time {
 }
 
 type acquireResult struct {
-	runner  *runner
-	retryAt time.Time
+	runner    *runner
+	retryAt   time.Time
+	uncertain bool // the lease write failed in a way that may have landed
+}
+
+// releaseUnheld releases the leases this worker may hold without working
+// them (see unheld) of units that are now another worker's: that worker
+// waits for the lease to be free, and this one beats, so it never expires.
+// Units that are this worker's are acquired again the usual way.
+func (d *Dispatcher) releaseUnheld(ctx context.Context, owner map[unitKey]string) {
+	for u := range d.unheld {
+		if d.runners[u] != nil || owner[u] == d.cfg.WorkerID {
+			continue
+		}
+		l, ver, found, err := d.leases.get(ctx, u)
+		if err != nil {
+			continue // looked at again next time
+		}
+		if !found || l.Holder != d.cfg.WorkerID || l.SubscriptionUID != u.UID {
+			delete(d.unheld, u)
+			continue
+		}
+		next := *l
+		next.Holder = ""
+		if _, err := d.leases.put(ctx, u, &next, ver, d.cfg.WorkerID, l.Epoch); err != nil && !errors.Is(err, errLeaseLost) {
+			continue
+		}
+		delete(d.unheld, u)
+		d.log.Info().Str("topic", u.Topic).Str("subscription", u.Sub).Int("partition", u.Partition).Int64("epoch", l.Epoch).Int64("cursor", l.Cursor).
+			Msg("dispatch: released a unit whose lease named this worker although it was not working it")
+	}
 }
 
 // acquireAll tries to acquire units, several at once (a worker starting
@@ -498,10 +541,15 @@ func (d *Dispatcher) acquireAll(ctx context.Context, todo []unitKey, want map[un
 			return
 		}
 		u := todo[i]
-		v, err := d.leases.put(ctx, u, p.next, p.ver)
+		v, err := d.leases.put(ctx, u, p.next, p.ver, d.cfg.WorkerID, p.next.Epoch)
 		if err != nil {
-			if !errors.Is(err, errLeaseLost) && ctx.Err() == nil {
-				d.log.Warn().Err(err).Msg("dispatch: cannot write a lease")
+			if !errors.Is(err, errLeaseLost) {
+				// It may have landed: if the unit goes to another worker
+				// before this one acquires it again, release it (unheld).
+				results[i].uncertain = true
+				if ctx.Err() == nil {
+					d.log.Warn().Err(err).Msg("dispatch: cannot write a lease")
+				}
 			}
 			return
 		}

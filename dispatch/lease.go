@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -109,24 +110,54 @@ func (ls leaseStore) get(ctx context.Context, u unitKey) (*lease, objectlog.Vers
 }
 
 // put writes l conditionally: create-if-absent when ver is "", else
-// compare-and-swap from ver. A lost condition is errLeaseLost.
-func (ls leaseStore) put(ctx context.Context, u unitKey, l *lease, ver objectlog.Version) (objectlog.Version, error) {
-	l.Updated = ls.clock.Now().UTC()
-	data, err := json.Marshal(l)
-	if err != nil {
-		return "", err
+// compare-and-swap from ver. self and epoch name the writer: the worker
+// and the epoch it holds (for an acquisition, the epoch it acquires). A
+// lost condition is errLeaseLost.
+//
+// A write can land although its writer saw it fail (a timeout, a cancelled
+// context, or the store's retry of a request that had landed finding its
+// own result). The writer's next write then finds a version it does not
+// know. If that version is still the writer's own (same holder, same
+// epoch: only the holder of an epoch writes with it, and every acquisition
+// raises the epoch) the write goes ahead from it; anything else is a loss.
+// Without this, a worker would think it lost (or never got) a lease that
+// names it, and nobody would work the unit while that worker beats.
+func (ls leaseStore) put(ctx context.Context, u unitKey, l *lease, ver objectlog.Version, self string, epoch int64) (objectlog.Version, error) {
+	for attempt := 0; ; attempt++ {
+		l.Updated = ls.clock.Now().UTC()
+		data, err := json.Marshal(l)
+		if err != nil {
+			return "", err
+		}
+		var v objectlog.Version
+		if ver == "" {
+			v, err = ls.store.PutIfAbsent(ctx, u.leaseKey(), data)
+		} else {
+			v, err = ls.store.PutIfMatch(ctx, u.leaseKey(), data, ver)
+		}
+		if err == nil {
+			return v, nil
+		}
+		if ver != "" && errors.Is(err, objectlog.ErrNotFound) {
+			return "", fmt.Errorf("write lease %s: %w", u, errLeaseLost) // deleted with its subscription
+		}
+		if !errors.Is(err, objectlog.ErrPreconditionFailed) {
+			return "", fmt.Errorf("write lease %s: %w", u, err)
+		}
+		cur, curVer, found, gerr := ls.get(ctx, u)
+		if gerr != nil {
+			// Cannot tell whose the lease is: lost, as far as this writer
+			// knows (the dispatcher looks again before anyone is kept waiting).
+			return "", fmt.Errorf("write lease %s: %w (and reading it failed: %v)", u, errLeaseLost, gerr)
+		}
+		if !found || cur.Holder != self || cur.Epoch != epoch || cur.SubscriptionUID != l.SubscriptionUID || attempt >= 3 {
+			return "", fmt.Errorf("write lease %s: %w", u, errLeaseLost)
+		}
+		if again, _ := json.Marshal(cur); bytes.Equal(again, data) {
+			return curVer, nil // this very write landed earlier
+		}
+		// An earlier write of ours landed unseen: write over it.
+		ver = curVer
+		l.Cursor = max(l.Cursor, cur.Cursor)
 	}
-	var v objectlog.Version
-	if ver == "" {
-		v, err = ls.store.PutIfAbsent(ctx, u.leaseKey(), data)
-	} else {
-		v, err = ls.store.PutIfMatch(ctx, u.leaseKey(), data, ver)
-	}
-	if errors.Is(err, objectlog.ErrPreconditionFailed) || (ver != "" && errors.Is(err, objectlog.ErrNotFound)) {
-		return "", fmt.Errorf("write lease %s: %w", u, errLeaseLost)
-	}
-	if err != nil {
-		return "", fmt.Errorf("write lease %s: %w", u, err)
-	}
-	return v, nil
 }

@@ -81,7 +81,10 @@ func Seek(ctx context.Context, l *objectlog.Log, topic, sub string, inst control
 					pos.Previous = &prev
 				}
 			}
-			_, err = ls.put(ctx, u, next, ver)
+			// No writer identity: a seek that finds the condition lost reads
+			// the lease again and writes anew (writing its own write again
+			// is harmless: the cursor is where the seek wants it).
+			_, err = ls.put(ctx, u, next, ver, "\x00seek", next.Epoch)
 			if err == nil {
 				break
 			}

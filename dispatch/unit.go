@@ -66,6 +66,7 @@ type runner struct {
 
 	stopOnce sync.Once
 	release  atomic.Bool   // on stop, release the lease for another worker
+	released atomic.Bool   // the lease was released (the unit's lease no longer names this worker)
 	stopCh   chan struct{} // closed to stop: take nothing new, drain, write the cursor
 	lostCh   chan struct{} // closed when the lease is lost: stop at once, write nothing
 	lostOnce sync.Once
@@ -87,6 +88,11 @@ type runner struct {
 		written int64  // cursor in the lease object
 	}
 	advanced chan struct{} // a cursor moved (cap 1)
+
+	// For the watchdog: jobs from intake whose delivery is running, and
+	// the offset after the last chunk intake handed to start.
+	jobsInFlight atomic.Int64
+	readTo       atomic.Int64
 
 	limit struct {
 		sync.Mutex
@@ -124,6 +130,7 @@ func newRunner(d *Dispatcher, u unitKey, cfg *subConfig, l lease, ver objectlog.
 	r.cfg.Store(cfg)
 	r.leaseMu.lease, r.leaseMu.ver = l, ver
 	r.track.cursor, r.track.written = l.Cursor, l.Cursor
+	r.readTo.Store(l.Cursor)
 	return r
 }
 
@@ -202,9 +209,10 @@ func (r *runner) run() {
 	}()
 
 	var loops sync.WaitGroup
-	loops.Add(2)
+	loops.Add(3)
 	go func() { defer loops.Done(); r.intake(stopCtx, deliverCtx) }()
 	go func() { defer loops.Done(); r.retries(stopCtx, deliverCtx) }()
+	go func() { defer loops.Done(); r.watchdog(stopCtx) }()
 
 	r.checkpoints(stopCtx)
 	loops.Wait()
@@ -273,11 +281,14 @@ func (r *runner) writeCursor(ctx context.Context, release bool) error {
 	if release {
 		next.Holder = ""
 	}
-	v, err := r.d.leases.put(ctx, r.u, &next, r.leaseMu.ver)
+	v, err := r.d.leases.put(ctx, r.u, &next, r.leaseMu.ver, r.d.cfg.WorkerID, r.leaseMu.lease.Epoch)
 	if err != nil {
 		return err
 	}
 	r.leaseMu.lease, r.leaseMu.ver = next, v
+	if release {
+		r.released.Store(true)
+	}
 	r.track.Lock()
 	r.track.written = next.Cursor
 	r.track.Unlock()
@@ -384,6 +395,7 @@ func (r *runner) intake(stopCtx, deliverCtx context.Context) {
 		if !r.start(stopCtx, deliverCtx, chunk, rd.Offset()) {
 			return
 		}
+		r.readTo.Store(rd.Offset())
 	}
 }
 
@@ -429,11 +441,13 @@ func (r *runner) start(stopCtx, deliverCtx context.Context, chunk []objectlog.Ev
 		if !r.acquireSlot(stopCtx) {
 			return false
 		}
+		r.jobsInFlight.Add(1)
 		r.register(j)
 		r.inflight.Add(1)
 		go func() {
 			defer r.inflight.Done()
 			defer func() { <-r.sem }()
+			defer r.jobsInFlight.Add(-1)
 			if r.deliver(deliverCtx, j.events, 0, time.Time{}, Outcome{}) {
 				r.settle(j)
 			}
@@ -449,5 +463,50 @@ func (r *runner) pause(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-r.d.clock.After(d):
 		return true
+	}
+}
+
+// watchdogEvery is how often a unit checks that its cursor can move.
+const watchdogEvery = 10 * time.Second
+
+// watchdog restarts the unit if its cursor can no longer move: the oldest
+// unsettled delivery has no request running (it ended without being
+// delivered, retried or dead-lettered), or the cursor is behind what was
+// read with nothing pending, twice in a row. Neither should happen; if it
+// does, the unit restarts from its last written cursor, repeating the
+// deliveries since then, instead of stalling its partition for good, and
+// the error log says what state it was in.
+func (r *runner) watchdog(ctx context.Context) {
+	strikes := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.d.clock.After(watchdogEvery):
+		}
+		r.track.Lock()
+		jobs, cursor := len(r.track.jobs), r.track.cursor
+		var front job
+		if jobs > 0 {
+			front = *r.track.jobs[0]
+		}
+		r.track.Unlock()
+		read, running := r.readTo.Load(), r.jobsInFlight.Load()
+		if ctx.Err() != nil {
+			return
+		}
+		stuck := (jobs > 0 && !front.settled && running == 0) || (jobs == 0 && cursor < read)
+		if !stuck {
+			strikes = 0
+			continue
+		}
+		if strikes++; strikes < 2 {
+			continue
+		}
+		r.log.Error().Int64("cursor", cursor).Int64("read_to", read).Int("jobs", jobs).Int64("running", running).
+			Int64("job_first", front.first).Int64("job_end", front.end).Int("job_events", len(front.events)).
+			Msg("dispatch: the unit's cursor cannot move (a delivery ended unsettled); restarting the unit from its last written cursor")
+		r.abandon("its cursor could not move")
+		return
 	}
 }
