@@ -582,3 +582,44 @@ func TestWorkerReleasesALeaseItHoldsWithoutWorkingIt(t *testing.T) {
 		t.Errorf("lease holders %v, want A 2 and B 2", holders)
 	}
 }
+
+// The watchdog restarts a unit whose oldest delivery ended without being
+// settled (nothing can move its cursor again), and leaves alone one whose
+// delivery is merely slow.
+func TestWatchdogRestartsAUnitWhoseCursorCannotMove(t *testing.T) {
+	clock := newFakeClock()
+	d := &Dispatcher{clock: clock, cfg: testConfig("w"), metrics: NewMetrics(nil)}
+	r := newRunner(d, unitKey{Topic: "t", Sub: "s", Partition: 0}, &subConfig{}, lease{Cursor: 5}, "v1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); r.watchdog(ctx) }()
+	waiting := func() {
+		waitFor(t, "the watchdog waiting", 5*time.Second, func() bool { return clock.waiting() > 0 })
+	}
+	tick := func() { waiting(); clock.Advance(watchdogEvery) }
+
+	slow := &job{first: 5, end: 10}
+	r.jobsInFlight.Add(1) // its request is running
+	r.register(slow)
+	for i := 0; i < 3; i++ {
+		tick()
+	}
+	waiting() // it looked, and waits again
+	if r.lost() {
+		t.Fatal("the watchdog restarted a unit whose delivery is still running")
+	}
+	r.jobsInFlight.Add(-1) // the delivery ended without settling the job
+	tick()
+	waiting()
+	if r.lost() {
+		t.Fatal("restarted at the first sighting; it should look twice")
+	}
+	tick()
+	waitFor(t, "the unit restarted", 5*time.Second, r.lost)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watchdog did not return after restarting the unit")
+	}
+}

@@ -55,6 +55,13 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 }
 
 // Advance moves the clock and fires every timer that came due.
+// waiting is how many After channels wait for the clock to advance.
+func (c *fakeClock) waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiters)
+}
+
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -86,13 +86,12 @@ type runner struct {
 		jobs    []*job // registered, in offset order; settled ones leave from the front
 		cursor  int64  // first offset not settled
 		written int64  // cursor in the lease object
+		readTo  int64  // the end of the last chunk registered
 	}
 	advanced chan struct{} // a cursor moved (cap 1)
 
-	// For the watchdog: jobs from intake whose delivery is running, and
-	// the offset after the last chunk intake handed to start.
+	// For the watchdog: jobs from intake whose delivery is running.
 	jobsInFlight atomic.Int64
-	readTo       atomic.Int64
 
 	limit struct {
 		sync.Mutex
@@ -129,8 +128,7 @@ func newRunner(d *Dispatcher, u unitKey, cfg *subConfig, l lease, ver objectlog.
 	}
 	r.cfg.Store(cfg)
 	r.leaseMu.lease, r.leaseMu.ver = l, ver
-	r.track.cursor, r.track.written = l.Cursor, l.Cursor
-	r.readTo.Store(l.Cursor)
+	r.track.cursor, r.track.written, r.track.readTo = l.Cursor, l.Cursor, l.Cursor
 	return r
 }
 
@@ -395,7 +393,9 @@ func (r *runner) intake(stopCtx, deliverCtx context.Context) {
 		if !r.start(stopCtx, deliverCtx, chunk, rd.Offset()) {
 			return
 		}
-		r.readTo.Store(rd.Offset())
+		r.track.Lock()
+		r.track.readTo = rd.Offset()
+		r.track.Unlock()
 	}
 }
 
@@ -485,13 +485,13 @@ func (r *runner) watchdog(ctx context.Context) {
 		case <-r.d.clock.After(watchdogEvery):
 		}
 		r.track.Lock()
-		jobs, cursor := len(r.track.jobs), r.track.cursor
+		jobs, cursor, read := len(r.track.jobs), r.track.cursor, r.track.readTo
 		var front job
 		if jobs > 0 {
 			front = *r.track.jobs[0]
 		}
+		running := r.jobsInFlight.Load()
 		r.track.Unlock()
-		read, running := r.readTo.Load(), r.jobsInFlight.Load()
 		if ctx.Err() != nil {
 			return
 		}
