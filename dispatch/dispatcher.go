@@ -543,13 +543,12 @@ func (d *Dispatcher) acquireAll(ctx context.Context, todo []unitKey, want map[un
 		u := todo[i]
 		v, err := d.leases.put(ctx, u, p.next, p.ver, d.cfg.WorkerID, p.next.Epoch)
 		if err != nil {
-			if !errors.Is(err, errLeaseLost) {
-				// It may have landed: if the unit goes to another worker
-				// before this one acquires it again, release it (unheld).
-				results[i].uncertain = true
-				if ctx.Err() == nil {
-					d.log.Warn().Err(err).Msg("dispatch: cannot write a lease")
-				}
+			// It may have landed (even a loss is only as sure as the read
+			// after it): if the unit goes to another worker before this one
+			// acquires it again, look, and release it if it names this one.
+			results[i].uncertain = true
+			if !errors.Is(err, errLeaseLost) && ctx.Err() == nil {
+				d.log.Warn().Err(err).Msg("dispatch: cannot write a lease")
 			}
 			return
 		}
