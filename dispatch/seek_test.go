@@ -63,7 +63,7 @@ func TestSeekReplaysOneSubscription(t *testing.T) {
 	waitFor(t, "second batch replayed", 10*time.Second, func() bool {
 		got := replayed.delivered()
 		for _, id := range second {
-			if got[id] != 2 {
+			if got[id] < 2 {
 				return false
 			}
 		}
@@ -77,10 +77,13 @@ func TestSeekReplaysOneSubscription(t *testing.T) {
 
 	// From the start of retention: everything once more.
 	seek(SeekTarget{Earliest: true})
+	// At least twice: if the seek's lease write reaches a unit before the
+	// dispatcher sees the new snapshot, the unit restarts twice, and
+	// repeats (at-least-once) what it delivered in between.
 	waitFor(t, "everything replayed", 10*time.Second, func() bool {
 		got := replayed.delivered()
 		for _, id := range first {
-			if got[id] != 2 {
+			if got[id] < 2 {
 				return false
 			}
 		}
