@@ -43,6 +43,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	row("delivered at full speed", fmt.Sprintf("%s events/s, %d duplicates", num(d.EventsPerSec), d.Duplicates), dnote)
 	if st := rep.Steady; st != nil {
 		note := ""
+		if st.AchievedRate < 0.95*float64(st.Rate) {
+			note = fmt.Sprintf("only %.0f/s achieved: the server did not keep up", st.AchievedRate)
+		}
 		if st.TimedOut {
 			note = fmt.Sprintf("TIMED OUT: %d of %d delivered", st.Delivered, st.Events*int64(s.Subscriptions))
 		}
