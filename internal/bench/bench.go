@@ -327,7 +327,9 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if host == "" {
 		host, _, _ = net.SplitHostPort(r.rc.ln.Addr().String())
 	}
-	r.payload = strings.Repeat("x", max(cfg.EventSize-len(r.event(0, 0, time.Unix(0, 0), "")), 1))
+	// Pad events to EventSize, counting an id of typical length (a
+	// 6-digit index and a current nanosecond time).
+	r.payload = strings.Repeat("x", max(cfg.EventSize-len(r.event(phaseFull, 100000, time.Now(), "")), 1))
 
 	if err := r.setup(ctx, host); err != nil {
 		return nil, err
