@@ -68,6 +68,7 @@ func Seek(ctx context.Context, l *objectlog.Log, topic, sub string, inst control
 		}
 		u := unitKey{Topic: topic, Sub: sub, UID: inst.UID, Partition: p}
 		pos := PartitionPosition{Partition: p, Cursor: rd.Offset()}
+		rd.Close() // only its position was needed
 		for attempt := 1; ; attempt++ {
 			cur, ver, found, err := ls.get(ctx, u)
 			if err != nil {

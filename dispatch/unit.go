@@ -337,6 +337,7 @@ func (r *runner) intake(stopCtx, deliverCtx context.Context) {
 		r.lose(err.Error())
 		return
 	}
+	defer rd.Close() // the log's cache keeps what no open reader still needs
 	rd.Follow(true)
 	r.track.Lock()
 	from := r.track.cursor

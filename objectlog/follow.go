@@ -294,6 +294,14 @@ func (f *followers) run(w *tailWatch, sig <-chan struct{}) {
 // poll looks for the entries the waiters need (and, having found one, for
 // the next: its readers will want it as soon as they have read this one).
 // Entries found wake their waiters through saw.
+//
+// The look-ahead is not needed for correctness: without it, each reader
+// woken for entry seq would GET seq+1 itself when it comes back for it. It
+// is what lets them not: one GET, shared by all of the partition's readers
+// (those that return while it is in flight join it; later ones find seq+1
+// in missing and wait without a request), where there would be one per
+// reader that does not overlap another. With one reader it costs the GET
+// the reader would have made, not an extra one.
 func (f *followers) poll(w *tailWatch, seqs []int64, checkLow bool) (missing map[int64]bool, failed map[int64]error, low *lowDoc) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

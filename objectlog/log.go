@@ -44,7 +44,9 @@ type Config struct {
 	// idle: the extra latency of the first event after a quiet spell.
 	WakePoll time.Duration
 	// ReadCacheBytes bounds the decoded segments a Log's readers share
-	// (0: DefaultReadCacheBytes; negative: no caching).
+	// (0: DefaultReadCacheBytes; negative: no caching). Segments every live
+	// reader of a partition has passed are dropped before the bound is
+	// reached, so it matters only for readers of a partition far apart.
 	ReadCacheBytes int64
 	// OrphanGrace: the janitor deletes unreferenced segments older than
 	// this; writers never commit a segment older than half of it.
@@ -58,6 +60,15 @@ type Config struct {
 // store under load, that makes commits larger (fewer fsyncs per event) and
 // so raises throughput by a third and lowers p50 and p99, for at most 1 ms
 // more on an isolated append (docs/benchmarks.md).
+//
+// LowCost polls a tail from 250 ms, not 50: with writers flushing once a
+// second, polls backing off from 50 ms (50, 100, 200, 400 ms…) made about
+// five GETs that found nothing between two commits, the bulk of a steady
+// load's requests (5,900 not-found GETs per 1M events, BenchmarkCostSteady,
+// docs/bench/2026-11-26-dispatch-cost.txt). From 250 ms it is two. A
+// commit by this process wakes its followers at once whatever PollMin is,
+// so the longer interval delays only events committed by other processes,
+// by at most a quarter of the flush interval they already wait.
 var (
 	LowLatency = Config{FlushInterval: time.Millisecond, FlushBytes: 4 << 20, HintEvery: 16, TailRefresh: 30 * time.Second, PollMin: 5 * time.Millisecond, PollMax: time.Second, OrphanGrace: time.Hour,
 		IdleAfter: 5 * time.Second, WakePoll: time.Second, ReadCacheBytes: DefaultReadCacheBytes}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,11 +15,18 @@ import (
 // Position it with one of the Seek methods, then call Next. A Reader is not
 // safe for concurrent use. Readers of one Log share a cache of entries and
 // segments and, when following, one poll per partition tail: many Readers
-// of a partition cost about what one does.
+// of a partition cost about what one does. The cache keeps what some live
+// Reader has yet to read, so Close a Reader when done with it: until then
+// (or until it is garbage collected) it keeps what is ahead of it cacheable.
 type Reader struct {
 	l  *Log
 	id partID
 	k  partKeys
+
+	pos     *readerPos      // its registration with the cache
+	told    int64           // the position last given to the cache
+	cleanup runtime.Cleanup // unregisters a Reader dropped without Close
+	closed  atomic.Bool
 
 	follow bool
 
@@ -37,7 +46,56 @@ func (l *Log) NewReader(topic string, partition int) (*Reader, error) {
 		return nil, err
 	}
 	id := partID{topic, partition}
-	return &Reader{l: l, id: id, k: l.keys(topic, partition)}, nil
+	r := &Reader{l: l, id: id, k: l.keys(topic, partition), pos: l.cache.register(id), told: unpositioned}
+	cache := l.cache
+	r.cleanup = runtime.AddCleanup(r, cache.unregister, r.pos)
+	return r, nil
+}
+
+// ErrReaderClosed is returned by a Reader's methods after Close.
+var ErrReaderClosed = errors.New("reader is closed")
+
+// Close releases the reader: the shared cache stops keeping entries and
+// segments for it. Calling it again does nothing; the reader's other
+// methods then return ErrReaderClosed. Unlike them, Close may be called
+// while another goroutine uses the reader.
+func (r *Reader) Close() {
+	if r.closed.Swap(true) {
+		return
+	}
+	r.cleanup.Stop()
+	r.l.cache.unregister(r.pos)
+}
+
+// track tells the cache the lowest entry this reader may still read from
+// it: its current segment's while events of it are pending, else the next.
+func (r *Reader) track() {
+	seq := int64(unpositioned)
+	if r.seeked {
+		seq = r.next
+		if len(r.pending) > 0 {
+			seq--
+		}
+	}
+	if seq != r.told {
+		r.told = seq
+		r.l.cache.move(r.pos, seq)
+	}
+}
+
+// seeking makes the reader unpositioned, for the cache, while a Seek
+// method looks for its new position: entries and segments it reads on the
+// way are cached, for other readers seeking to about the same place. The
+// Seek method defers track, which restores the old position if it fails.
+func (r *Reader) seeking() error {
+	if r.closed.Load() {
+		return ErrReaderClosed
+	}
+	if r.told != unpositioned {
+		r.told = unpositioned
+		r.l.cache.move(r.pos, unpositioned)
+	}
+	return nil
 }
 
 // Follow makes Next wait for new events at the tail instead of returning io.EOF.
@@ -60,10 +118,15 @@ func (r *Reader) position(seq int64, events []Event, offset int64) {
 	}
 	r.next, r.pending, r.offset, r.seeked = seq, events, offset, true
 	r.lastRead = time.Now()
+	r.track()
 }
 
 // SeekEarliest positions at the first event retention kept.
 func (r *Reader) SeekEarliest(ctx context.Context) error {
+	if err := r.seeking(); err != nil {
+		return err
+	}
+	defer r.track()
 	low, err := r.l.low(ctx, r.k)
 	if err != nil {
 		return err
@@ -75,6 +138,10 @@ func (r *Reader) SeekEarliest(ctx context.Context) error {
 // SeekLatest positions after the last committed event: Next returns only
 // events committed from now on.
 func (r *Reader) SeekLatest(ctx context.Context) error {
+	if err := r.seeking(); err != nil {
+		return err
+	}
+	defer r.track()
 	t, err := r.l.tail(ctx, r.k, -1)
 	if err != nil {
 		return err
@@ -86,6 +153,10 @@ func (r *Reader) SeekLatest(ctx context.Context) error {
 // SeekOffset positions at the event with the given offset (or the first one
 // retained, if retention deleted it; or the tail, if it is not written yet).
 func (r *Reader) SeekOffset(ctx context.Context, off int64) error {
+	if err := r.seeking(); err != nil {
+		return err
+	}
+	defer r.track()
 	low, err := r.l.low(ctx, r.k)
 	if err != nil {
 		return err
@@ -158,6 +229,10 @@ func (r *Reader) SeekOffset(ctx context.Context, off int64) error {
 // after t is at or after this position; because producers' clocks disagree,
 // a few older events may follow it too.
 func (r *Reader) SeekTime(ctx context.Context, t time.Time) error {
+	if err := r.seeking(); err != nil {
+		return err
+	}
+	defer r.track()
 	low, err := r.l.low(ctx, r.k)
 	if err != nil {
 		return err
@@ -241,6 +316,9 @@ func (r *Reader) positionIn(ctx context.Context, e Entry, keep func(Event) bool)
 // committed or ctx ends. The event's Data is shared with other readers and
 // must not be modified.
 func (r *Reader) Next(ctx context.Context) (Event, error) {
+	if r.closed.Load() {
+		return Event{}, ErrReaderClosed
+	}
 	if !r.seeked {
 		if err := r.SeekEarliest(ctx); err != nil {
 			return Event{}, err
@@ -271,6 +349,7 @@ func (r *Reader) Next(ctx context.Context) (Event, error) {
 				}
 				r.skipped += low.Offset - r.offset
 				r.next, r.offset = low.Seq, low.Offset
+				r.track()
 				continue
 			}
 			if err != nil {
@@ -296,6 +375,7 @@ func (r *Reader) Next(ctx context.Context) (Event, error) {
 			if r.next < low.Seq {
 				r.skipped += low.Offset - r.offset
 				r.next, r.offset = low.Seq, low.Offset
+				r.track()
 				continue
 			}
 		}
@@ -310,12 +390,14 @@ func (r *Reader) Next(ctx context.Context) (Event, error) {
 			r.lowAt = time.Now()
 			r.skipped += low.Offset - r.offset
 			r.next, r.offset = low.Seq, low.Offset
+			r.track()
 		}
 	}
 	ev := r.pending[0]
 	r.pending = r.pending[1:]
 	if len(r.pending) == 0 {
 		r.pending = nil // let the cache's eviction free the segment
+		r.track()       // which it does now, if no other reader is behind
 	}
 	r.offset = ev.Offset + 1
 	return ev, nil
@@ -323,10 +405,17 @@ func (r *Reader) Next(ctx context.Context) (Event, error) {
 
 // cachedSegment is readSegment through the readers' shared cache.
 func (l *Log) cachedSegment(ctx context.Context, id partID, e Entry) ([]Event, error) {
-	s, _, err := l.cache.segments.get(ctx, segmentKey{id, e.Seq, e.Segment}, func(ctx context.Context) (decodedSegment, error) {
+	k := entryKey{id, e.Seq}
+	s, _, err := l.cache.segments.get(ctx, k, func(ctx context.Context) (decodedSegment, error) {
 		events, err := l.readSegment(ctx, e)
-		return newDecodedSegment(events), err
+		return newDecodedSegment(e.Segment, events), err
 	})
+	if err == nil && s.segment != e.Segment {
+		// Cached from an earlier incarnation of a re-created topic (Forget
+		// raced with a read): not this entry's segment.
+		l.cache.segments.remove(k)
+		return l.readSegment(ctx, e)
+	}
 	return s.events, err
 }
 

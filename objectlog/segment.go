@@ -83,18 +83,19 @@ type segmentSummary struct {
 }
 
 // encodeSegment renders records as newline-terminated lines, zstd-compressed
-// as one frame, so `zstdcat seg | jq` reads it.
-func encodeSegment(recs []Record) ([]byte, segmentSummary, error) {
+// as one frame, so `zstdcat seg | jq` reads it. It returns the lines too
+// (raw): what decompressing data gives back.
+func encodeSegment(recs []Record) (data, raw []byte, _ segmentSummary, _ error) {
 	enc, _, err := zstdCodecs()
 	if err != nil {
-		return nil, segmentSummary{}, err
+		return nil, nil, segmentSummary{}, err
 	}
 	var sum segmentSummary
 	n := 0
 	for _, r := range recs {
 		n += len(r.Data) + 1
 	}
-	raw := make([]byte, 0, n)
+	raw = make([]byte, 0, n)
 	for i, r := range recs {
 		raw = append(raw, r.Data...)
 		raw = append(raw, '\n')
@@ -108,7 +109,7 @@ func encodeSegment(recs []Record) ([]byte, segmentSummary, error) {
 	}
 	sum.Events = len(recs)
 	sum.RawBytes = int64(len(raw))
-	return enc.EncodeAll(raw, make([]byte, 0, len(raw)/3+64)), sum, nil
+	return enc.EncodeAll(raw, make([]byte, 0, len(raw)/3+64)), raw, sum, nil
 }
 
 // decodeSegment verifies a segment against its entry and splits it into events.
@@ -124,6 +125,14 @@ func decodeSegment(data []byte, e Entry) ([]Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decompress %s: %w", e.Segment, err)
 	}
+	return splitSegment(raw, e)
+}
+
+// splitSegment splits a segment's decompressed lines into events. The
+// events share raw (each Data capped at its line), so a decoded segment is
+// one buffer; a writer's read cache fill relies on getting from the lines it
+// encoded exactly the events a reader decodes from the stored bytes.
+func splitSegment(raw []byte, e Entry) ([]Event, error) {
 	events := make([]Event, 0, e.Events)
 	for len(raw) > 0 {
 		i := bytes.IndexByte(raw, '\n')

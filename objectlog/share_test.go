@@ -33,6 +33,13 @@ func readIDs(ctx context.Context, l *objectlog.Log, topic string, p int) ([]stri
 	if err != nil {
 		return nil, err
 	}
+	defer r.Close()
+	return readFrom(ctx, r)
+}
+
+// readFrom reads from r's position (the start, if not positioned) to the
+// tail, checking that offsets are dense from 0.
+func readFrom(ctx context.Context, r *objectlog.Reader) ([]string, error) {
 	var ids []string
 	for want := int64(0); ; want++ {
 		ev, err := r.Next(ctx)
@@ -95,21 +102,36 @@ func TestReadersShareFetches(t *testing.T) {
 		}
 	}
 	// read runs readers per partition, all at once or one after another.
+	// Readers one after another are all positioned at the start first, as
+	// a dispatcher's subscriptions of a partition are: the cache keeps what
+	// one has read for those behind it. (A reader that starts after every
+	// other has passed a segment fetches it again: TestCacheDropsWhatEveryReaderPassed.)
 	read := func(readers int, staggered bool, mod func(*objectlog.Config)) (segments, gets int64) {
 		l := newLog(t, s, mod) // a fresh cache
 		base, baseSegs := s.Stats(), segGets.Load()
 		start := make(chan struct{})
-		var wg sync.WaitGroup
+		var wg, positioned sync.WaitGroup
 		for p := 0; p < parts; p++ {
 			for i := 0; i < readers; i++ {
 				wg.Add(1)
+				positioned.Add(1)
 				go func() {
 					defer wg.Done()
+					r, err := l.NewReader("t", p)
+					if err == nil && staggered {
+						err = r.SeekEarliest(ctx)
+					}
+					positioned.Done()
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer r.Close()
 					<-start
 					if staggered {
 						time.Sleep(time.Duration(i) * 50 * time.Millisecond) // each starts after the previous one finished
 					}
-					ids, err := readIDs(ctx, l, "t", p)
+					ids, err := readFrom(ctx, r)
 					if err != nil {
 						t.Error(err)
 						return
@@ -120,6 +142,7 @@ func TestReadersShareFetches(t *testing.T) {
 				}()
 			}
 		}
+		positioned.Wait()
 		close(start)
 		wg.Wait()
 		return segGets.Load() - baseSegs, s.Stats().Sub(base).Total(objectlog.OpGet)
@@ -170,6 +193,12 @@ func TestReadCacheIsBounded(t *testing.T) {
 	if got := objectlog.ReadCacheLimit(l); got != limit {
 		t.Fatalf("cache limit %d, want %d", got, limit)
 	}
+	// A reader that stays at the start keeps every segment worth caching:
+	// only the bound limits the cache.
+	holder, _ := l.NewReader("t", 0)
+	if err := holder.SeekEarliest(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var peak int64
 	for pass := 0; pass < 2; pass++ {
 		base := segGets.Load()
@@ -198,6 +227,10 @@ func TestReadCacheIsBounded(t *testing.T) {
 	t.Logf("peak cached %d bytes in %d segments (limit %d)", peak, cached, limit)
 	if peak > limit || peak == 0 || cached < 2 {
 		t.Fatalf("cached bytes peaked at %d with %d segments cached; limit %d", peak, cached, limit)
+	}
+	holder.Close()
+	if _, cached, _ := objectlog.CacheUsage(l); cached != 0 {
+		t.Fatalf("%d segments cached after the reader behind the others closed, want 0", cached)
 	}
 	// The default is used when the config says 0.
 	if got := objectlog.ReadCacheLimit(newLog(t, s, func(c *objectlog.Config) { c.ReadCacheBytes = 0 })); got != objectlog.DefaultReadCacheBytes {
@@ -355,15 +388,16 @@ func TestRetentionBehindCachedEntries(t *testing.T) {
 		}
 	}
 	l.Close() // waits for the checkpoints
+	// A reader at the start keeps the entries another reads cached.
+	behind, _ := l.NewReader("t", 0)
+	if err := behind.SeekEarliest(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if ids, err := readIDs(ctx, l, "t", 0); err != nil || len(ids) != n {
 		t.Fatalf("read %d events (%v)", len(ids), err)
 	}
 	if entries, _, _ := objectlog.CacheUsage(l); entries < n {
 		t.Fatalf("%d entries cached, want all %d", entries, n)
-	}
-	behind, _ := l.NewReader("t", 0)
-	if err := behind.SeekEarliest(ctx); err != nil {
-		t.Fatal(err)
 	}
 	later := func() time.Time { return time.Now().Add(48 * time.Hour) }
 	if _, err := l.NewJanitor(later).Collect(ctx, "t", 0, 24*time.Hour); err != nil {

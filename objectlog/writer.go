@@ -3,6 +3,7 @@ package objectlog
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -135,7 +136,11 @@ func (w *partWriter) flush(batch []*appendReq) {
 	// waiting, but a half-done commit is finished (or fails) on its own.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	e, err := w.commit(ctx, recs)
+	e, raw, err := w.commit(ctx, recs)
+	if err == nil {
+		// Before the answers: an appender that reads next finds it cached.
+		w.l.cacheCommitted(w.id, e, raw)
+	}
 	off := e.FirstOffset
 	for _, r := range batch {
 		res := appendResult{err: err}
@@ -157,11 +162,13 @@ func (w *partWriter) flush(batch []*appendReq) {
 	}
 }
 
-func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
+// commit writes recs as a segment and commits it; raw is the segment's
+// lines, uncompressed.
+func (w *partWriter) commit(ctx context.Context, recs []Record) (_ Entry, raw []byte, _ error) {
 	store := w.l.store
-	data, sum, err := encodeSegment(recs)
+	data, raw, sum, err := encodeSegment(recs)
 	if err != nil {
-		return Entry{}, err
+		return Entry{}, nil, err
 	}
 	segKey := w.k.segment(ulid.MustNew(ulid.Now(), rand.Reader).String())
 	half := w.l.cfg.IdleAfter / 2
@@ -175,7 +182,7 @@ func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
 	if _, err := store.PutIfAbsent(ctx, segKey, data); err != nil && !errors.Is(err, ErrPreconditionFailed) {
 		// ErrPreconditionFailed can only mean an earlier attempt of this very
 		// PUT landed: the name is a fresh ULID.
-		return Entry{}, fmt.Errorf("write segment: %w", err)
+		return Entry{}, nil, fmt.Errorf("write segment: %w", err)
 	}
 	if woke != nil && <-woke == nil {
 		w.covered = wakeStart
@@ -190,7 +197,31 @@ func (w *partWriter) commit(ctx context.Context, recs []Record) (Entry, error) {
 	if err == nil {
 		w.covered = putStart
 	}
-	return e, err
+	return e, raw, err
+}
+
+// cacheCommitted puts an entry this process just committed, and its
+// segment's events, into the readers' cache, so that local readers read
+// them without a GET. Only if a live reader of the partition is at or
+// before the entry: otherwise no reader here would read it, and it would
+// only take memory. The cached forms are what a reader would get from the
+// store: the entry as its stored JSON decodes, and the events split from
+// the very lines whose compression is the stored segment.
+func (l *Log) cacheCommitted(id partID, e Entry, raw []byte) {
+	if !l.cache.readers.wanted(id, e.Seq) {
+		return
+	}
+	var stored Entry
+	if err := json.Unmarshal(mustJSON(e), &stored); err != nil {
+		return // cannot happen: mustJSON made it
+	}
+	events, err := splitSegment(raw, stored)
+	if err != nil {
+		return // cannot happen: the records were validated as lines
+	}
+	k := entryKey{id, e.Seq}
+	l.cache.entries.put(k, stored)
+	l.cache.segments.put(k, newDecodedSegment(stored.Segment, events))
 }
 
 // commitEntry creates the manifest entry for a written segment. putStart is
